@@ -1,0 +1,35 @@
+# Set-up and the two entry points: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+DEMO   := build/demo
+
+.PHONY: demo test bench venv clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+venv: $(BIN)/.installed
+
+# compress and decompress the bundled sample; prints bytes, bpp and PSNR
+demo: venv
+	@mkdir -p $(DEMO)
+	$(BIN)/lcodec compress samples/parrots.png -o $(DEMO)/parrots.lcd -q 3 -f -v --verify
+	$(BIN)/lcodec decompress $(DEMO)/parrots.lcd -o $(DEMO)/parrots.png -f -v --reference samples/parrots.png
+	@$(BIN)/lcodec info $(DEMO)/parrots.lcd
+
+# pytest exits 5 when it collects nothing: that is a failure here too, reported as such
+test: venv
+	$(BIN)/python -m pytest -q tests; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "no tests were collected"; exit 1; fi; exit $$rc
+
+bench: venv
+	$(BIN)/pip install -q -e '.[test,bench]'
+	$(BIN)/python benchmarks/entropy_bench.py
+	$(BIN)/python benchmarks/kodak_rd.py
+
+clean:
+	rm -rf build $(VENV)

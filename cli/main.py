@@ -1,0 +1,291 @@
+"""The ``lcodec`` command: a thin click layer over the :mod:`codec` library."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Callable
+
+import click
+
+STREAM_SUFFIX = ".lcd"
+
+
+class _Fail(click.ClickException):
+    """A one-line error and exit status 1."""
+
+    def show(self, file=None) -> None:  # noqa: ANN001
+        click.echo(f"lcodec: error: {self.format_message()}", err=True)
+
+
+def _run(verbose: bool, fn: Callable[[], None]) -> None:
+    """Turn every failure into one line on stderr and a non-zero exit."""
+    from codec.errors import CodecError
+
+    try:
+        fn()
+    except CodecError as exc:
+        raise _Fail(str(exc)) from None
+    except KeyboardInterrupt:
+        click.echo("lcodec: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException:
+        raise
+    except OSError as exc:
+        raise _Fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")) from None
+    except Exception as exc:  # a bug: still one line unless -v asks for the traceback
+        if verbose:
+            traceback.print_exc()
+        raise _Fail(f"internal error: {exc.__class__.__name__}: {exc} (run with -v for details)") from None
+
+
+def _read_input(path: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read()
+    p = Path(path)
+    if not p.exists():
+        raise _Fail(f"{path}: no such file")
+    if p.is_dir():
+        raise _Fail(f"{path}: is a directory")
+    return p.read_bytes()
+
+
+def _same_file(a: str, b: str) -> bool:
+    if a == "-" or b == "-":
+        return False
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)
+
+
+def write_output(path: str, data: bytes, force: bool) -> None:
+    """Write atomically: a temporary file in the target folder, renamed when complete.
+
+    An interrupt or error at any point leaves no partial file behind.
+    """
+    if path == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    target = Path(path)
+    if target.exists() and not force:
+        raise _Fail(f"{path}: already exists (use -f to overwrite)")
+    if target.is_dir():
+        raise _Fail(f"{path}: is a directory")
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise _Fail(f"{folder}: no such directory")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="lcodec", prog_name="lcodec")
+def main() -> None:
+    """lcodec: learned image compression with exact decoding.
+
+    \b
+    Examples:
+      lcodec compress photo.png -o photo.lcd -q 4
+      lcodec decompress photo.lcd -o photo.out.png
+      lcodec info photo.lcd
+      cat photo.png | lcodec compress - -o - > photo.lcd
+    """
+
+
+@main.command()
+@click.argument("input", metavar="IN")
+@click.option("-o", "--output", metavar="OUT", help=f"output stream ('-' for stdout; default IN{STREAM_SUFFIX})")
+@click.option("--codec", "codec_name", default="hyperprior", show_default=True, help="codec to use (see `lcodec info --codecs`)")
+@click.option("-q", "--quality", type=int, default=None, help="quality level (hyperprior: 1..6, default 3)")
+@click.option("-f", "--force", is_flag=True, help="overwrite an existing output")
+@click.option("--verify", is_flag=True, help="decode the result again and check it is exact")
+@click.option("-v", "--verbose", is_flag=True, help="print size, bits per pixel and timing")
+def compress(input: str, output: str | None, codec_name: str, quality: int | None, force: bool,
+             verify: bool, verbose: bool) -> None:
+    """Compress an image (PNG, JPEG, PPM/PGM, TIFF, WebP) to an lcodec stream.
+
+    \b
+    Examples:
+      lcodec compress kodim01.png                  # writes kodim01.png.lcd
+      lcodec compress kodim01.png -o k.lcd -q 6    # highest quality
+      lcodec compress - -o - < in.png > out.lcd    # stdin to stdout
+    """
+    def go() -> None:
+        import codec
+
+        if output is None and input == "-":
+            raise _Fail("reading stdin needs -o (use -o - for stdout)")
+        out = output if output is not None else input + STREAM_SUFFIX
+        if _same_file(input, out):
+            raise _Fail("input and output are the same file")
+        if out != "-" and Path(out).exists() and not force:
+            raise _Fail(f"{out}: already exists (use -f to overwrite)")
+        raw = _read_input(input)
+        t0 = time.perf_counter()
+        enc = codec.compress_image(raw, codec=codec_name, quality=quality, verify=verify)
+        dt = time.perf_counter() - t0
+        write_output(out, enc.data, force)
+        if verbose:
+            h = enc.header
+            click.echo(f"{input} -> {out}: {h.width}x{h.height}x{h.channels}, {len(enc.data)} bytes, "
+                       f"{enc.bits_per_pixel:.4f} bpp, quality {h.quality}, {dt:.2f} s"
+                       + (", verified" if verify else ""), err=True)
+
+    _run(verbose, go)
+
+
+@main.command()
+@click.argument("input", metavar="IN")
+@click.option("-o", "--output", metavar="OUT", help="output image: .png, .ppm or .pgm ('-' for PNG on stdout)")
+@click.option("-f", "--force", is_flag=True, help="overwrite an existing output")
+@click.option("--reference", type=click.Path(dir_okay=False), default=None,
+              help="original image: print the PSNR of the decoded pixels against it")
+@click.option("-v", "--verbose", is_flag=True, help="print size and timing")
+def decompress(input: str, output: str | None, force: bool, reference: str | None, verbose: bool) -> None:
+    """Decompress an lcodec stream to a PNG or PPM/PGM image.
+
+    \b
+    Examples:
+      lcodec decompress photo.lcd -o photo.png
+      lcodec decompress photo.lcd -o photo.ppm -f
+      lcodec decompress photo.lcd -o out.png --reference photo.png   # prints PSNR
+      lcodec decompress - -o - < photo.lcd > photo.png
+    """
+    def go() -> None:
+        import codec
+        from codec.imageio import encode_image_file, output_suffix
+
+        if output is None:
+            if input == "-" or not input.endswith(STREAM_SUFFIX):
+                raise _Fail("give the output with -o")
+            out = input[: -len(STREAM_SUFFIX)]
+        else:
+            out = output
+        suffix = output_suffix(out)
+        if _same_file(input, out):
+            raise _Fail("input and output are the same file")
+        if out != "-" and Path(out).exists() and not force:
+            raise _Fail(f"{out}: already exists (use -f to overwrite)")
+        data = _read_input(input)
+        t0 = time.perf_counter()
+        pixels = codec.decompress(data)
+        dt = time.perf_counter() - t0
+        if reference is not None:
+            from codec.evaluate import psnr
+            from codec.imageio import read_image
+
+            ref = read_image(reference)
+            if ref.shape != pixels.shape:
+                raise _Fail(f"{reference}: {ref.shape[1]}x{ref.shape[0]}x{ref.shape[2]} does not match the "
+                            f"decoded {pixels.shape[1]}x{pixels.shape[0]}x{pixels.shape[2]}")
+        write_output(out, encode_image_file(pixels, suffix), force)
+        if verbose:
+            h, w, c = pixels.shape
+            click.echo(f"{input} -> {out}: {w}x{h}x{c}, {dt:.2f} s", err=True)
+        if reference is not None:
+            click.echo(f"PSNR {psnr(ref, pixels):.2f} dB against {reference}", err=True)
+
+    _run(verbose, go)
+
+
+@main.command()
+@click.argument("input", metavar="FILE", required=False)
+@click.option("--codecs", "list_codecs", is_flag=True, help="list the available codecs instead")
+@click.option("--json", "as_json", is_flag=True, help="print the header as JSON")
+def info(input: str | None, list_codecs: bool, as_json: bool) -> None:
+    """Print the header of an lcodec stream (no decoding, no weights needed).
+
+    \b
+    Examples:
+      lcodec info photo.lcd
+      lcodec info --json photo.lcd
+      lcodec info --codecs
+    """
+    def go() -> None:
+        import json
+
+        import codec
+
+        if list_codecs:
+            for spec in codec.codecs():
+                click.echo(f"{spec.name:12s} id {spec.wire_id:<3d} {spec.kind:6s} qualities "
+                           f"{spec.qualities[0]}..{spec.qualities[-1]} (default {spec.default_quality})  {spec.summary}")
+            return
+        if input is None:
+            raise _Fail("give a FILE (or --codecs)")
+        fields = codec.info(_read_input(input))
+        if as_json:
+            click.echo(json.dumps(fields, indent=2))
+            return
+        for k, v in fields.items():
+            click.echo(f"{k:15s} {v:.4f}" if isinstance(v, float) else f"{k:15s} {v}")
+
+    _run(False, go)
+
+
+@main.command()
+@click.option("--data", type=click.Path(path_type=Path, file_okay=False), default=Path("../shared/data/train"),
+              show_default=True, help="folder of training images (all the same size)")
+@click.option("--run-dir", type=click.Path(path_type=Path, file_okay=False), default=Path("runs/hyperprior"),
+              show_default=True, help="checkpoints go here; an existing checkpoint is resumed")
+@click.option("--steps", type=int, default=10_000, show_default=True, help="training steps for this run")
+@click.option("--time-budget", type=float, default=None, help="stop after this many minutes")
+@click.option("--lr", type=float, default=6e-4, show_default=True, help="peak learning rate")
+@click.option("--crop", type=int, default=128, show_default=True, help="training crop size (pixels)")
+@click.option("--from-scratch", is_flag=True, help="start from random weights, not the shipped ones")
+@click.option("--export", "export_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="write weights (.safetensors + .json manifest) here when done")
+@click.option("--kodak", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="evaluate the exported weights on this folder (bpp and PSNR into the manifest)")
+@click.option("--threads", type=int, default=None, help="torch threads (default: all cores)")
+def train(data: Path, run_dir: Path, steps: int, time_budget: float | None, lr: float, from_scratch: bool,
+          export_path: Path | None, kodak: Path | None, threads: int | None, crop: int) -> None:
+    """Train the hyperprior (all qualities at once), resuming from RUN_DIR.
+
+    Without a checkpoint in --run-dir, training continues from the shipped weights,
+    so every run improves on them.
+
+    \b
+    Examples:
+      lcodec train --time-budget 60 --export runs/new.safetensors --kodak ../shared/data/kodak
+      lcodec train --steps 200 --run-dir /tmp/smoke --from-scratch
+    """
+    def go() -> None:
+        from codec.hyperprior.train import TrainOptions, export_checkpoint
+        from codec.hyperprior.train import train as run
+        from codec.hyperprior.weights import installed_weights
+
+        init = None
+        if not from_scratch and not (run_dir / "checkpoint.pt").exists():
+            shipped = installed_weights()
+            if shipped:
+                init = max(shipped, key=lambda w: int(w.manifest.get("steps", 0))).path
+        opts = TrainOptions(data=data, run_dir=run_dir, steps=steps, lr=lr, init=init, threads=threads, crop=crop,
+                            time_budget=time_budget * 60 if time_budget else None)
+        ckpt = run(opts, log=lambda s: click.echo(s, err=True))
+        if export_path is not None:
+            manifest = export_checkpoint(ckpt, export_path, kodak, log=lambda s: click.echo(s, err=True))
+            click.echo(f"wrote {export_path} (sha256 {manifest['sha256'][:16]}, {manifest['steps']} steps)", err=True)
+
+    _run(True, go)
+
+
+if __name__ == "__main__":
+    main()

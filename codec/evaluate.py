@@ -1,0 +1,50 @@
+"""Measuring a codec on a folder of images: bytes on disk and decoded pixels."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".ppm", ".pgm", ".tif", ".tiff", ".webp"}
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
+
+
+def image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def evaluate_weights(weights: Path, folder: Path, qualities: list[int] | None = None,
+                     log: Callable[[str], None] = print) -> dict[int, dict[str, float]]:
+    """Mean bpp (from container bytes) and PSNR (from decoded pixels) per quality."""
+    from .container import CODEC_IDS, Header, read_container, write_container
+    from .hyperprior.coding import HyperpriorCodec
+    from .hyperprior.weights import InstalledWeights, load_model_file
+    from .imageio import read_image
+    import json
+
+    manifest = json.loads(Path(weights).with_suffix(".json").read_text())
+    model, tables = load_model_file(weights, manifest["sha256"])
+    impl = HyperpriorCodec(model, tables, InstalledWeights(Path(weights), manifest))
+    files = image_files(folder)
+    out: dict[int, dict[str, float]] = {}
+    for q in qualities or list(impl.qualities):
+        bpps, psnrs = [], []
+        for f in files:
+            img = read_image(f)
+            sections, _ = impl.encode(img, q)
+            hdr = Header(CODEC_IDS["hyperprior"], impl.model_id, impl.weights_hash,
+                         img.shape[1], img.shape[0], 3, q)
+            data = write_container(hdr, sections)
+            dec = impl.decode(read_container(data).sections, img.shape[1], img.shape[0], q)
+            bpps.append(8.0 * len(data) / (img.shape[0] * img.shape[1]))
+            psnrs.append(psnr(img, dec))
+        out[q] = {"bpp": round(float(np.mean(bpps)), 4), "psnr": round(float(np.mean(psnrs)), 3)}
+        log(f"quality {q}: {out[q]['bpp']:.4f} bpp, {out[q]['psnr']:.2f} dB")
+    return out

@@ -1,0 +1,175 @@
+"""Mean-scale hyperprior with per-quality gain vectors.
+
+The transforms follow Minnen, Ballé & Toderici, "Joint Autoregressive and Hierarchical
+Priors for Learned Image Compression" (NeurIPS 2018), without the autoregressive context:
+the hyper-synthesis predicts a mean and a scale for every latent element.
+
+Several qualities share one set of transforms through channel-wise gain vectors, as in
+Cui et al., "Asymmetric Gained Deep Image Compression With Continuous Rate Adaptation"
+(CVPR 2021): quality ``q`` multiplies the latent by ``gain[q]`` before quantisation and the
+decoder divides it back with ``inv_gain[q]``; the hyper-latent has its own pair of gains.
+Training samples a quality per crop, so every step improves all qualities at once.
+
+This module holds only the differentiable model. Turning its outputs into integer symbols
+and table indices happens in :mod:`codec.hyperprior.coding`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+
+import warnings
+
+import torch
+from torch import Tensor, nn
+
+with warnings.catch_warnings():
+    # compressai's import chain emits deprecation noise from torch.jit that users cannot act on
+    warnings.simplefilter("ignore", FutureWarning)
+    from compressai.entropy_models import EntropyBottleneck
+    from compressai.layers import GDN
+
+SCALE_MIN = 0.11
+LIKELIHOOD_MIN = 1e-9
+
+
+@dataclass(frozen=True)
+class HyperpriorConfig:
+    """Everything needed to build the network; serialised beside the weights."""
+
+    N: int = 64
+    M: int = 96
+    lambdas: tuple[float, ...] = (0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483)
+    scale_min: float = SCALE_MIN
+    scale_max: float = 256.0
+    scale_levels: int = 64
+
+    @property
+    def qualities(self) -> int:
+        return len(self.lambdas)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "HyperpriorConfig":
+        raw = json.loads(text)
+        raw["lambdas"] = tuple(raw["lambdas"])
+        return cls(**raw)
+
+
+def _conv(cin: int, cout: int, k: int = 5, s: int = 2) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, k, stride=s, padding=k // 2)
+
+
+def _deconv(cin: int, cout: int, k: int = 5, s: int = 2) -> nn.ConvTranspose2d:
+    return nn.ConvTranspose2d(cin, cout, k, stride=s, padding=k // 2, output_padding=s - 1)
+
+
+class _RoundSTE(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:  # type: ignore[override]
+        return torch.round(x)
+
+    @staticmethod
+    def backward(ctx, g: Tensor) -> Tensor:  # type: ignore[override]
+        return g
+
+
+def round_ste(x: Tensor) -> Tensor:
+    return _RoundSTE.apply(x)
+
+
+def gaussian_likelihood(y: Tensor, mu: Tensor, sigma: Tensor) -> Tensor:
+    """Probability mass of the unit bin around ``y`` under N(mu, sigma)."""
+    v = (y - mu).abs()
+    inv = 1.0 / (sigma * math.sqrt(2.0))
+    upper = 0.5 * torch.erfc((v - 0.5) * inv)
+    lower = 0.5 * torch.erfc((v + 0.5) * inv)
+    return (upper - lower).clamp_min(LIKELIHOOD_MIN)
+
+
+class MeanScaleHyperprior(nn.Module):
+    """Analysis/synthesis transforms, hyper transforms and the hyper-latent prior."""
+
+    #: spatial stride of the latent ``y`` and of the hyper-latent ``z``
+    y_stride = 16
+    z_stride = 64
+
+    def __init__(self, config: HyperpriorConfig = HyperpriorConfig()):
+        super().__init__()
+        self.config = config
+        N, M, Q = config.N, config.M, config.qualities
+        self.g_a = nn.Sequential(
+            _conv(3, N), GDN(N), _conv(N, N), GDN(N), _conv(N, N), GDN(N), _conv(N, M)
+        )
+        self.g_s = nn.Sequential(
+            _deconv(M, N), GDN(N, inverse=True), _deconv(N, N), GDN(N, inverse=True),
+            _deconv(N, N), GDN(N, inverse=True), _deconv(N, 3),
+        )
+        self.h_a = nn.Sequential(
+            _conv(M, N, 3, 1), nn.LeakyReLU(inplace=True),
+            _conv(N, N), nn.LeakyReLU(inplace=True), _conv(N, N),
+        )
+        self.h_s = nn.Sequential(
+            _deconv(N, M), nn.LeakyReLU(inplace=True),
+            _deconv(M, M * 3 // 2), nn.LeakyReLU(inplace=True),
+            _conv(M * 3 // 2, M * 2, 3, 1),
+        )
+        self.entropy_bottleneck = EntropyBottleneck(N)
+        # log-gains start spread by sqrt(lambda): a finer step for a larger lambda
+        lam = torch.tensor(config.lambdas, dtype=torch.float32)
+        spread = 0.5 * torch.log(lam / lam[len(lam) // 2])
+        self.log_gain = nn.Parameter(spread[:, None].repeat(1, M))
+        self.log_inv_gain = nn.Parameter(-spread[:, None].repeat(1, M))
+        self.log_hgain = nn.Parameter(0.5 * spread[:, None].repeat(1, N))
+        self.log_inv_hgain = nn.Parameter(-0.5 * spread[:, None].repeat(1, N))
+
+    # -- pieces shared by training and coding -------------------------------------------
+    def gains(self, q: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Per-sample gains for quality indices ``q`` (shape B), each shaped (B, C, 1, 1)."""
+        def pick(p: Tensor) -> Tensor:
+            return torch.exp(p[q])[:, :, None, None]
+
+        return pick(self.log_gain), pick(self.log_inv_gain), pick(self.log_hgain), pick(self.log_inv_hgain)
+
+    def entropy_parameters(self, z_hat: Tensor, inv_hgain: Tensor, gain: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean and scale of the gained latent, from the (gained) decoded hyper-latent."""
+        mu, sigma = self.h_s(z_hat * inv_hgain).chunk(2, dim=1)
+        sigma = sigma.abs().clamp_min(self.config.scale_min)
+        return mu * gain, sigma * gain
+
+    def z_likelihood(self, z: Tensor) -> Tensor:
+        C = z.shape[1]
+        flat = z.permute(1, 0, 2, 3).reshape(C, 1, -1)
+        lik, _, _ = self.entropy_bottleneck._likelihood(flat)
+        lik = lik.clamp_min(LIKELIHOOD_MIN)
+        return lik.reshape(C, z.shape[0], z.shape[2], z.shape[3]).permute(1, 0, 2, 3)
+
+    def z_cumulative_logits(self, values: Tensor) -> Tensor:
+        """Logits of the learned hyper-latent CDF at ``values`` (shape C x K)."""
+        C, K = values.shape
+        return self.entropy_bottleneck._logits_cumulative(values.reshape(C, 1, K), stop_gradient=True).reshape(C, K)
+
+    # -- training -------------------------------------------------------------------------
+    def forward(self, x: Tensor, q: Tensor) -> dict[str, Tensor]:
+        """Training pass: additive noise for the rates, rounding (straight-through) for
+        the reconstruction (Minnen & Singh 2020, "Channel-wise autoregressive entropy
+        models", Sec. 3)."""
+        gain, inv_gain, hgain, inv_hgain = self.gains(q)
+        y0 = self.g_a(x)
+        y = y0 * gain
+        z = self.h_a(y0) * hgain
+        z_noisy = z + torch.empty_like(z).uniform_(-0.5, 0.5)
+        z_hat = round_ste(z)
+        mu, sigma = self.entropy_parameters(z_hat, inv_hgain, gain)
+        y_noisy = y + torch.empty_like(y).uniform_(-0.5, 0.5)
+        y_hat = round_ste(y - mu) + mu
+        x_hat = self.g_s(y_hat * inv_gain)
+        return {
+            "x_hat": x_hat,
+            "y_likelihood": gaussian_likelihood(y_noisy, mu, sigma),
+            "z_likelihood": self.z_likelihood(z_noisy),
+        }

@@ -1,0 +1,213 @@
+"""Training loop for the hyperprior: random crops, one lambda per crop, resumable.
+
+Every crop draws a quality level; its loss is ``lambda_q * 255^2 * MSE + bpp`` (the
+rate-distortion Lagrangian of Ballé et al. 2017, in CompressAI's scaling). Checkpoints hold
+model, optimiser, step and wall time, so a run stopped at any point continues where it was.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .model import HyperpriorConfig, MeanScaleHyperprior
+
+
+@dataclass
+class TrainOptions:
+    data: Path
+    run_dir: Path
+    steps: int = 10_000
+    time_budget: float | None = None  # seconds; the run ends at whichever comes first
+    batch: int = 8
+    crop: int = 128
+    lr: float = 6e-4
+    warmup: int = 300
+    decay_from: float = 0.75  # fraction of the run after which the learning rate decays 10x
+    checkpoint_every: float = 300.0  # seconds
+    snapshot_every: int = 0  # steps; 0 keeps no snapshots
+    init: Path | None = None  # weights to start from when there is no checkpoint
+    seed: int = 0
+    threads: int | None = None
+
+
+def load_crops(folder: Path) -> torch.Tensor:
+    """All training images as one uint8 tensor (n, 3, H, W); they must share one size."""
+    from PIL import Image
+
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg", ".ppm"})
+    if not files:
+        raise FileNotFoundError(f"no training images in {folder}")
+    arrays = [np.asarray(Image.open(p).convert("RGB")) for p in files]
+    shape = arrays[0].shape
+    arrays = [a for a in arrays if a.shape == shape]
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+
+def random_batch(images: torch.Tensor, batch: int, crop: int, gen: torch.Generator) -> torch.Tensor:
+    n, _, H, W = images.shape
+    idx = torch.randint(0, n, (batch,), generator=gen)
+    ys = torch.randint(0, H - crop + 1, (batch,), generator=gen)
+    xs = torch.randint(0, W - crop + 1, (batch,), generator=gen)
+    flips = torch.rand(batch, generator=gen) < 0.5
+    out = torch.empty(batch, 3, crop, crop, dtype=torch.uint8)
+    for b in range(batch):
+        c = images[idx[b], :, ys[b]:ys[b] + crop, xs[b]:xs[b] + crop]
+        out[b] = c.flip(-1) if flips[b] else c
+    return out.float() / 255.0
+
+
+def rd_loss(model: MeanScaleHyperprior, x: torch.Tensor, q: torch.Tensor) -> dict[str, torch.Tensor]:
+    out = model(x, q)
+    pixels = x.shape[2] * x.shape[3]
+    bits = -(out["y_likelihood"].log2().sum((1, 2, 3)) + out["z_likelihood"].log2().sum((1, 2, 3)))
+    bpp = bits / pixels
+    mse = ((out["x_hat"] - x) ** 2).mean((1, 2, 3))
+    lam = torch.tensor(model.config.lambdas, dtype=x.dtype)[q]
+    loss = (lam * 255.0**2 * mse + bpp).mean()
+    return {"loss": loss, "bpp": bpp.detach(), "mse": mse.detach()}
+
+
+def learning_rate(opts: TrainOptions, step: int, progress: float) -> float:
+    if step < opts.warmup:
+        return opts.lr * (0.1 + 0.9 * step / opts.warmup)
+    if progress <= opts.decay_from:
+        return opts.lr
+    t = min(1.0, (progress - opts.decay_from) / (1.0 - opts.decay_from))
+    return opts.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def _atomic_save(obj: object, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def train(opts: TrainOptions, config: HyperpriorConfig | None = None,
+          log: Callable[[str], None] = print) -> Path:
+    """Train (or resume) and return the path of the final checkpoint."""
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    opts.run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = opts.run_dir / "checkpoint.pt"
+    gen = torch.Generator().manual_seed(opts.seed)
+    if ckpt_path.exists():
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        config = HyperpriorConfig.from_json(state["config"])
+        model = MeanScaleHyperprior(config)
+        model.load_state_dict(state["model"])
+        step, wall = state["step"], state["wall"]
+        history = state.get("history", [])
+        init_from = state.get("init_from")
+        gen.manual_seed(opts.seed + step)
+        log(f"resuming {ckpt_path} at step {step}")
+    else:
+        if opts.init is not None:
+            from .weights import load_model_file
+
+            model, _ = load_model_file(opts.init)
+            config = model.config
+            log(f"starting from {opts.init}")
+        else:
+            config = config or HyperpriorConfig()
+            model = MeanScaleHyperprior(config)
+        step, wall, history = 0, 0.0, []
+        init_from = str(opts.init) if opts.init else None
+        state = None
+    params = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
+    opt = torch.optim.Adam(params, lr=opts.lr)
+    if state is not None:
+        opt.load_state_dict(state["optimizer"])
+    base_step, base_wall = step, wall
+    images = load_crops(opts.data)
+    log(f"{images.shape[0]} training images, config {config.to_json()}")
+    model.train()
+    t0 = time.time()
+    last_ckpt = t0
+    window: list[tuple[float, float, int]] = []
+
+    def save() -> None:
+        _atomic_save({
+            "config": config.to_json(), "model": model.state_dict(), "optimizer": opt.state_dict(),
+            "step": step, "wall": base_wall + time.time() - t0, "history": history,
+            "data": str(opts.data), "init_from": init_from,
+        }, ckpt_path)
+
+    while True:
+        elapsed = time.time() - t0
+        progress = (step - base_step) / max(1, opts.steps - base_step) if opts.steps > base_step else 1.0
+        if opts.time_budget:
+            progress = max(progress, elapsed / opts.time_budget)
+        if progress >= 1.0:
+            break
+        lr = learning_rate(opts, step - base_step, progress)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        x = random_batch(images, opts.batch, opts.crop, gen)
+        q = torch.randint(0, config.qualities, (opts.batch,), generator=gen)
+        out = rd_loss(model, x, q)
+        opt.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        step += 1
+        for b in range(opts.batch):
+            window.append((float(out["bpp"][b]), float(out["mse"][b]), int(q[b])))
+        if step % 100 == 0:
+            rate = (step - base_step) / (time.time() - t0) * 3600
+            per_q = []
+            for qi in range(config.qualities):
+                rows = [(b, m) for b, m, qq in window if qq == qi]
+                if rows:
+                    b = sum(r[0] for r in rows) / len(rows)
+                    m = sum(r[1] for r in rows) / len(rows)
+                    per_q.append(f"q{qi + 1} {b:.3f}bpp/{10 * math.log10(1 / max(m, 1e-10)):.2f}dB")
+            log(f"step {step} lr {lr:.2e} loss {float(out['loss']):.4f} {rate:.0f} steps/h | " + " ".join(per_q))
+            history.append({"step": step, "wall": base_wall + time.time() - t0, "loss": float(out["loss"])})
+            window.clear()
+        if opts.snapshot_every and step % opts.snapshot_every == 0:
+            torch.save({"config": config.to_json(), "model": model.state_dict(), "step": step,
+                        "wall": base_wall + time.time() - t0}, opts.run_dir / f"snapshot_{step:07d}.pt")
+        if time.time() - last_ckpt > opts.checkpoint_every:
+            save()
+            last_ckpt = time.time()
+    save()
+    log(f"finished at step {step}")
+    return ckpt_path
+
+
+def export_checkpoint(ckpt_path: Path, out_path: Path, kodak: Path | None = None,
+                      log: Callable[[str], None] = print) -> dict:
+    """Export a checkpoint to shippable weights, with Kodak figures in the manifest.
+
+    The Kodak figures come from real coding: container bytes on disk and decoded pixels.
+    """
+    from .weights import export_weights
+
+    state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    config = HyperpriorConfig.from_json(state["config"])
+    model = MeanScaleHyperprior(config)
+    model.load_state_dict(state["model"])
+    manifest = {
+        "steps": int(state["step"]), "wall_seconds": round(float(state["wall"]), 1),
+        "lambdas": list(config.lambdas), "data": "train/ (510 natural-photo 256x256 crops)",
+        "init_from": state.get("init_from"), "crop": 128, "batch": 8,
+        "qualities": {str(i + 1): {"lambda": lam} for i, lam in enumerate(config.lambdas)},
+    }
+    manifest = export_weights(model, out_path, manifest)
+    if kodak is not None:
+        from ..evaluate import evaluate_weights
+
+        results = evaluate_weights(out_path, kodak, log=log)
+        for q, row in results.items():
+            manifest["qualities"][str(q)].update({"kodak_bpp": row["bpp"], "kodak_psnr": row["psnr"]})
+        out_path.with_suffix(".json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return manifest

@@ -1,0 +1,198 @@
+"""Weights files: safetensors (never pickle) plus a JSON manifest, verified by SHA-256.
+
+The export step is the one place where the float model becomes integer coding tables:
+:func:`build_tables` runs once, its integers are stored inside the weights file, and every
+encoder and decoder loads those exact integers. ``tests/codec`` checks that rebuilding
+the tables from the stored float weights gives the stored integers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from entropy import TableSet, gaussian_scale_table, gaussian_tables, pmf_to_freqs
+
+from ..errors import WeightsError
+from .model import HyperpriorConfig, MeanScaleHyperprior
+
+WEIGHTS_DIR = Path(__file__).with_name("weights")
+#: model ids as written in the container's ``model_id`` field
+MODEL_IDS = {"hyperprior-lite": 1}
+Z_TAIL_MASS = 1e-9
+Z_GRID = 512  # hyper-latent CDFs are evaluated on -Z_GRID..Z_GRID
+
+
+@dataclass(frozen=True)
+class CodingTables:
+    """Everything the entropy coder needs, all integers except the scale bin edges."""
+
+    z: TableSet  # one table per hyper-latent channel
+    y: TableSet  # one table per Gaussian scale level
+    scales: np.ndarray  # float32 upper edges of the scale levels
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@torch.no_grad()
+def build_tables(model: MeanScaleHyperprior) -> CodingTables:
+    """Integer tables from the float model: the factorized prior of ``z`` and the Gaussians."""
+    cfg = model.config
+    C = cfg.N
+    k = torch.arange(-Z_GRID, Z_GRID + 1, dtype=torch.float32)
+    grid = k[None, :].repeat(C, 1)
+    lower = model.z_cumulative_logits(grid - 0.5).double()
+    upper = model.z_cumulative_logits(grid + 0.5).double()
+    # sigmoid differences, computed on the side of the median where they do not cancel
+    sign = -torch.sign(lower + upper)
+    pmf = (torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower)).abs().numpy()
+    cdf_lo = torch.sigmoid(lower).numpy()  # mass below each bin
+    cdf_hi = torch.sigmoid(-upper).numpy()  # mass above each bin
+    tables, offsets = [], []
+    for c in range(C):
+        # keep the bins with more than tail/2 of the mass at-or-below and at-or-above them
+        keep = np.nonzero((cdf_lo[c] + pmf[c] > Z_TAIL_MASS / 2) & (cdf_hi[c] + pmf[c] > Z_TAIL_MASS / 2))[0]
+        if keep.size == 0:
+            keep = np.array([int(np.argmax(pmf[c]))])
+        a, b = int(keep.min()), int(keep.max())
+        p = pmf[c, a:b + 1]
+        escape = max(0.0, 1.0 - float(p.sum()))
+        tables.append(pmf_to_freqs(np.append(p, escape)))
+        offsets.append(a - Z_GRID)
+    scales = gaussian_scale_table(cfg.scale_min, cfg.scale_max, cfg.scale_levels).astype(np.float32)
+    return CodingTables(
+        z=TableSet.from_tables(tables, offsets),
+        y=gaussian_tables(scales.astype(np.float64)),
+        scales=scales,
+    )
+
+
+def _tables_to_tensors(t: CodingTables) -> dict[str, torch.Tensor]:
+    out = {}
+    for name, ts in (("z", t.z), ("y", t.y)):
+        out[f"tables.{name}.freqs"] = torch.from_numpy(ts.freqs.astype(np.int32))
+        out[f"tables.{name}.starts"] = torch.from_numpy(ts.starts.astype(np.int64))
+        out[f"tables.{name}.offsets"] = torch.from_numpy(ts.offsets.astype(np.int32))
+    out["tables.scales"] = torch.from_numpy(t.scales.astype(np.float32))
+    return out
+
+
+def _tables_from_tensors(d: dict[str, torch.Tensor], precision: int) -> CodingTables:
+    def ts(name: str) -> TableSet:
+        return TableSet(d[f"tables.{name}.freqs"].numpy(), d[f"tables.{name}.starts"].numpy(),
+                        d[f"tables.{name}.offsets"].numpy(), precision)
+
+    return CodingTables(z=ts("z"), y=ts("y"), scales=d["tables.scales"].numpy().astype(np.float32))
+
+
+def export_weights(model: MeanScaleHyperprior, path: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Write ``path`` (.safetensors) and ``path.with_suffix('.json')``; returns the manifest."""
+    from safetensors.torch import save_file
+
+    from entropy import PRECISION
+
+    model = model.eval()
+    # float weights travel as float16 (half the file); the tables are built from the model
+    # exactly as it loads again, so encoder, decoder and tables all agree
+    state = {k: (v.detach().half() if v.is_floating_point() else v.detach()).contiguous().clone()
+             for k, v in model.state_dict().items()}
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    tensors = {f"model.{k}": v for k, v in state.items()}
+    tensors.update(_tables_to_tensors(build_tables(model)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    save_file(tensors, str(tmp), metadata={"config": model.config.to_json(), "precision": str(PRECISION)})
+    os.replace(tmp, path)
+    digest = sha256_file(path)
+    full = {"file": path.name, "sha256": digest, "config": json.loads(model.config.to_json()), **manifest}
+    path.with_suffix(".json").write_text(json.dumps(full, indent=2, sort_keys=True) + "\n")
+    return full
+
+
+def load_model_file(path: Path, expected_sha256: str | None = None) -> tuple[MeanScaleHyperprior, CodingTables]:
+    """Load a weights file; verify its SHA-256 first when one is expected."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    try:
+        blob = Path(path).read_bytes()
+    except OSError as exc:
+        raise WeightsError(f"cannot read weights {path}: {exc.strerror}") from None
+    if expected_sha256 is not None and hashlib.sha256(blob).hexdigest() != expected_sha256:
+        raise WeightsError(f"weights file {path} fails its SHA-256 check (tampered or truncated)")
+    try:
+        tensors = load(blob)
+        meta = _read_metadata(blob)
+        config = HyperpriorConfig.from_json(meta["config"])
+        precision = int(meta["precision"])
+    except (SafetensorError, KeyError, ValueError, TypeError) as exc:
+        raise WeightsError(f"weights file {path} is not a valid lcodec weights file ({exc})") from None
+    model = MeanScaleHyperprior(config)
+    state = {k[len("model."):]: v.float() if v.is_floating_point() else v
+             for k, v in tensors.items() if k.startswith("model.")}
+    try:
+        model.load_state_dict(state)
+        tables = _tables_from_tensors(tensors, precision)
+    except (RuntimeError, KeyError, ValueError) as exc:
+        raise WeightsError(f"weights file {path} does not match the model ({str(exc).splitlines()[0]})") from None
+    return model.eval(), tables
+
+
+def _read_metadata(blob: bytes) -> dict[str, str]:
+    n = int.from_bytes(blob[:8], "little")
+    if n <= 0 or n > len(blob) - 8:
+        raise ValueError("bad safetensors header")
+    header = json.loads(blob[8:8 + n])
+    meta = header.get("__metadata__") or {}
+    if not isinstance(meta, dict):
+        raise ValueError("bad metadata")
+    return meta
+
+
+@dataclass(frozen=True)
+class InstalledWeights:
+    path: Path
+    manifest: dict[str, Any]
+
+    @property
+    def sha256(self) -> str:
+        return str(self.manifest["sha256"])
+
+    @property
+    def short_hash(self) -> bytes:
+        return bytes.fromhex(self.sha256[:16])
+
+
+def weights_dirs() -> list[Path]:
+    """Where weights are looked up: ``$LCODEC_WEIGHTS`` (os.pathsep-separated) then the package."""
+    extra = [Path(p) for p in os.environ.get("LCODEC_WEIGHTS", "").split(os.pathsep) if p]
+    return extra + [WEIGHTS_DIR]
+
+
+def installed_weights() -> list[InstalledWeights]:
+    found = []
+    for d in weights_dirs():
+        if not d.is_dir():
+            continue
+        for manifest_path in sorted(d.glob("hyperprior*.json")):
+            try:
+                manifest = json.loads(manifest_path.read_text())
+                path = manifest_path.with_name(manifest["file"])
+                manifest["sha256"]
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            found.append(InstalledWeights(path, manifest))
+    return found

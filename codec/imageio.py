@@ -1,0 +1,114 @@
+"""Reading and writing image files, with every refusal as a one-line :class:`CodecError`.
+
+Inputs: PNG, JPEG, PPM/PGM, TIFF, WebP (anything Pillow opens as 8-bit RGB or grayscale).
+Alpha: an alpha channel that is fully opaque carries no information and is dropped; any
+other alpha is refused, since the image codecs code colour only.
+Outputs: PNG, or PPM/PGM when the output name ends in .ppm/.pgm/.pnm.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UnsupportedImageError
+
+PNM_SUFFIXES = {".ppm", ".pgm", ".pnm"}
+MAX_INPUT_PIXELS = 1 << 28
+
+
+def _pil():
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = MAX_INPUT_PIXELS
+    return Image
+
+
+def read_image(source: str | os.PathLike[str] | bytes) -> np.ndarray:
+    """Decode an image file (path or bytes) to HxWx3 or HxWx1 uint8."""
+    Image = _pil()
+    name = "<input>" if isinstance(source, bytes) else str(source)
+    try:
+        fp = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")
+    except FileNotFoundError:
+        raise UnsupportedImageError(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise UnsupportedImageError(f"{name}: is a directory") from None
+    except OSError as exc:
+        raise UnsupportedImageError(f"{name}: cannot open ({exc.strerror})") from None
+    with fp:
+        try:
+            img = Image.open(fp)
+            img.load()
+        except Image.DecompressionBombError:
+            raise UnsupportedImageError(f"{name}: image is larger than {MAX_INPUT_PIXELS} pixels") from None
+        except Exception:
+            raise UnsupportedImageError(f"{name}: not a readable image (PNG, JPEG, PPM/PGM, TIFF or WebP)") from None
+    return image_to_array(img, name)
+
+
+def image_to_array(img, name: str = "<image>") -> np.ndarray:
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I", "F") or mode.startswith("I;16"):
+        raise UnsupportedImageError(f"{name}: {mode} images are more than 8 bits per sample; only 8-bit is supported")
+    if mode == "P":
+        has_alpha = "transparency" in img.info or img.palette.mode == "RGBA"
+        img = img.convert("RGBA" if has_alpha else "RGB")
+        mode = img.mode
+    if mode == "1":
+        img, mode = img.convert("L"), "L"
+    if mode in ("RGBA", "LA", "PA"):
+        alpha = np.asarray(img.getchannel("A"))
+        if alpha.min() != 255:
+            raise UnsupportedImageError(
+                f"{name}: image has transparency; only opaque images are coded (flatten the alpha channel first)")
+        img = img.convert("RGB" if mode == "RGBA" else "L")
+        mode = img.mode
+    if mode == "L":
+        return np.asarray(img, dtype=np.uint8)[:, :, None].copy()
+    if mode == "RGB":
+        return np.asarray(img, dtype=np.uint8).copy()
+    raise UnsupportedImageError(f"{name}: colour mode {mode} is not supported (use RGB or grayscale)")
+
+
+def as_array(image: object) -> np.ndarray:
+    """Accept a path, bytes, or an HxW / HxWx1 / HxWx3 uint8 array; return HxWxC uint8."""
+    if isinstance(image, (str, os.PathLike, bytes)):
+        return read_image(image)  # type: ignore[arg-type]
+    if not isinstance(image, np.ndarray):
+        raise UnsupportedImageError(f"expected a path or a numpy array, not {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise UnsupportedImageError(f"arrays must be uint8, not {image.dtype}")
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3 or image.shape[2] not in (1, 3):
+        raise UnsupportedImageError(f"array shape {image.shape} is not HxW, HxWx1 or HxWx3")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise UnsupportedImageError(f"array shape {image.shape} has no pixels")
+    return np.ascontiguousarray(image)
+
+
+def encode_image_file(pixels: np.ndarray, suffix: str) -> bytes:
+    """PNG bytes, or binary PPM/PGM bytes for a .ppm/.pgm/.pnm suffix."""
+    suffix = suffix.lower()
+    if suffix in PNM_SUFFIXES:
+        h, w, c = pixels.shape
+        magic = b"P6" if c == 3 else b"P5"
+        return magic + f"\n{w} {h}\n255\n".encode() + np.ascontiguousarray(pixels).tobytes()
+    Image = _pil()
+    img = Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", compress_level=6)
+    return buf.getvalue()
+
+
+def output_suffix(path: str | Path | None) -> str:
+    if path is None or str(path) == "-":
+        return ".png"
+    suffix = Path(path).suffix.lower()
+    if suffix not in PNM_SUFFIXES | {".png"}:
+        raise UnsupportedImageError(f"{path}: output must be .png, .ppm, .pgm or .pnm")
+    return suffix

@@ -1,0 +1,246 @@
+"""The rANS coder: int32 values and table ids in, bytes out, and back.
+
+A thin facade over constriction's ``AnsCoder`` (32-bit words, 24-bit model precision).
+The design is table-driven: each integer table becomes one constriction model, built once
+and cached; symbols are grouped by table id (a stable order both sides derive from the
+table ids alone) and each group is coded with one call, so the per-symbol work happens in
+constriction's compiled loop rather than in Python.
+
+Stream layout, in decode order (ANS is last-in-first-out, so the encoder pushes the
+reverse):
+
+1. the symbols of every table in increasing table id, each group in position order, with
+   the escape symbol standing in for values outside the table;
+2. for every escaped value, in position order: one direction bit (below/above the support);
+3. for every escaped value: the number of hexadecimal digits of its distance (0..8);
+4. all those digits, most significant first.
+
+The distance ``d >= 0`` is how far the value lies beyond the support's edge, minus one.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+
+from .tables import TableSet
+
+INT32_MIN = -(1 << 31)
+INT32_MAX = (1 << 31) - 1
+MAX_DIGITS = 8  # 8 hex digits cover every distance an int32 can have
+
+
+class RansError(ValueError):
+    """Input the coder cannot take, or a stream that does not decode."""
+
+
+def _constriction() -> Any:
+    import constriction
+
+    return constriction
+
+
+_uniform_cache: dict[int, Any] = {}
+_model_cache: dict[tuple[int, str], list[Any]] = {}
+_lock = threading.Lock()
+
+
+def _uniform(n: int) -> Any:
+    with _lock:
+        model = _uniform_cache.get(n)
+        if model is None:
+            model = _constriction().stream.model.Categorical(np.full(n, 1.0 / n), perfect=True)
+            _uniform_cache[n] = model
+        return model
+
+
+def _models(tables: TableSet) -> list[Any]:
+    """One constriction model per table, built once per distinct TableSet."""
+    key = (id(tables), tables.digest())  # the digest guards against a reused id()
+    with _lock:
+        models = _model_cache.get(key)
+    if models is None:
+        cat = _constriction().stream.model.Categorical
+        total = float(1 << tables.precision)
+        # frequencies / 2**precision are exact binary fractions, so the model constriction
+        # builds is a deterministic function of the integers alone
+        models = [cat(tables.table(t).astype(np.float64) / total, perfect=True) for t in range(tables.count)]
+        with _lock:
+            _model_cache[key] = models
+    return models
+
+
+def _check(values: np.ndarray, table_ids: np.ndarray, tables: TableSet) -> tuple[np.ndarray, np.ndarray]:
+    v = np.asarray(values)
+    t = np.asarray(table_ids)
+    if v.shape != t.shape:
+        raise RansError(f"values {v.shape} and table ids {t.shape} differ in shape")
+    if v.size and not np.issubdtype(v.dtype, np.integer):
+        raise RansError("values must be integers")
+    v = v.ravel().astype(np.int64)
+    if v.size and (v.min() < INT32_MIN or v.max() > INT32_MAX):
+        raise RansError("values must fit in int32")
+    t = _check_ids(t, tables)
+    return v, t
+
+
+def _check_ids(table_ids: np.ndarray, tables: TableSet) -> np.ndarray:
+    t = np.asarray(table_ids).ravel()
+    if t.size and (not np.issubdtype(t.dtype, np.integer) or t.min() < 0 or t.max() >= tables.count):
+        raise RansError(f"table ids must lie in 0..{tables.count - 1}")
+    return t.astype(np.uint8 if tables.count <= 256 else np.int32)
+
+
+def _order(t: np.ndarray) -> np.ndarray:
+    # radix sort for small integer types: linear time and stable
+    return np.argsort(t, kind="stable")
+
+
+def encode(values: np.ndarray, table_ids: np.ndarray, tables: TableSet) -> bytes:
+    """Code ``values[i]`` with table ``table_ids[i]``; returns the compressed bytes."""
+    v, t = _check(values, table_ids, tables)
+    if v.size == 0:
+        return b""
+    coder = _constriction().stream.stack.AnsCoder()
+    order = _order(t)
+    v, t = v[order], t[order]
+    idx = v - tables.offsets[t]
+    last = tables.lengths[t] - 1
+    below = idx < 0
+    above = idx >= last
+    esc = below | above
+    if np.any(esc):
+        dist = np.where(below[esc], -idx[esc] - 1, idx[esc] - last[esc]).astype(np.uint64)
+        ndig = np.zeros(dist.size, dtype=np.int32)
+        rest = dist.copy()
+        while np.any(rest):
+            ndig += (rest > 0).astype(np.int32)
+            rest >>= np.uint64(4)
+        # digits, most significant first, escapes in order
+        k = np.arange(MAX_DIGITS, dtype=np.int64)[None, :]
+        shift = (ndig[:, None].astype(np.int64) - 1 - k).clip(0).astype(np.uint64) * np.uint64(4)
+        digits = ((dist[:, None] >> shift) & np.uint64(15))[k < ndig[:, None]]
+        if digits.size:
+            coder.encode_reverse(digits.astype(np.int32), _uniform(16))
+        coder.encode_reverse(ndig, _uniform(MAX_DIGITS + 1))
+        coder.encode_reverse(below[esc].astype(np.int32), _uniform(2))
+        idx = np.where(esc, last, idx)
+    models = _models(tables)
+    bounds = np.searchsorted(t, np.arange(tables.count + 1), side="left")
+    symbols = idx.astype(np.int32)
+    for table in range(tables.count - 1, -1, -1):
+        a, b = bounds[table], bounds[table + 1]
+        if b > a:
+            coder.encode_reverse(symbols[a:b], models[table])
+    # may be empty: a few near-certain symbols fit in the coder's initial state
+    return coder.get_compressed().astype("<u4").tobytes()
+
+
+def decode(data: bytes, table_ids: np.ndarray, tables: TableSet) -> np.ndarray:
+    """Inverse of :func:`encode`: the values, shaped like ``table_ids``, as int32.
+
+    Raises :class:`RansError` when the stream does not decode to exactly what it holds.
+    """
+    shape = np.asarray(table_ids).shape
+    t = _check_ids(table_ids, tables)
+    if t.size == 0:
+        if data:
+            raise RansError("stream has data but no symbols are expected")
+        return np.zeros(shape, dtype=np.int32)
+    if len(data) % 4:
+        raise RansError("stream length is not a whole number of 32-bit words")
+    words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
+    coder = _constriction().stream.stack.AnsCoder(words)
+    order = _order(t)
+    ts = t[order]
+    models = _models(tables)
+    bounds = np.searchsorted(ts, np.arange(tables.count + 1), side="left")
+    idx = np.empty(t.size, dtype=np.int64)
+    try:
+        for table in range(tables.count):
+            a, b = bounds[table], bounds[table + 1]
+            if b > a:
+                idx[a:b] = coder.decode(models[table], int(b - a))
+        last = tables.lengths[ts] - 1
+        esc = idx == last
+        values = idx + tables.offsets[ts]
+        n_esc = int(esc.sum())
+        if n_esc:
+            below = coder.decode(_uniform(2), n_esc).astype(bool)
+            ndig = coder.decode(_uniform(MAX_DIGITS + 1), n_esc).astype(np.int64)
+            total = int(ndig.sum())
+            digits = coder.decode(_uniform(16), total).astype(np.uint64) if total else np.zeros(0, np.uint64)
+            k = np.arange(MAX_DIGITS, dtype=np.int64)[None, :]
+            mask = k < ndig[:, None]
+            grid = np.zeros((n_esc, MAX_DIGITS), dtype=np.uint64)
+            grid[mask] = digits
+            dist = np.zeros(n_esc, dtype=np.uint64)
+            for col in range(MAX_DIGITS):
+                live = col < ndig
+                dist[live] = (dist[live] << np.uint64(4)) | grid[live, col]
+            edge_lo = tables.offsets[ts[esc]].astype(np.int64)
+            edge_hi = edge_lo + last[esc] - 1
+            d64 = dist.astype(np.int64)
+            values[esc] = np.where(below, edge_lo - 1 - d64, edge_hi + 1 + d64)
+    except RansError:
+        raise
+    except Exception as exc:  # constriction reports malformed data as ValueError/Rust panics
+        raise RansError(f"corrupt entropy-coded stream ({exc.__class__.__name__})") from None
+    if not coder.is_empty():
+        raise RansError("stream holds more data than the symbols it should contain")
+    if values.size and (values.min() < INT32_MIN or values.max() > INT32_MAX):
+        raise RansError("corrupt stream: decoded value outside int32")
+    out = np.empty(t.size, dtype=np.int32)
+    out[order] = values.astype(np.int32)
+    return out.reshape(shape)
+
+
+def encode_categorical(symbols: np.ndarray, freqs: np.ndarray, precision: int) -> bytes:
+    """Code ``symbols[i]`` with its own frequency row ``freqs[i]`` (rows sum to 2**precision).
+
+    For coders whose every symbol has a distinct distribution (lossless circuits, weight
+    coders). Rows are integers; the probabilities handed to constriction are those integers
+    over ``2**precision``, exact binary fractions, so both sides build identical models.
+    """
+    s = np.asarray(symbols).ravel()
+    f = np.asarray(freqs)
+    _check_rows(s.size, f, precision)
+    if s.size and (s.min() < 0 or s.max() >= f.shape[1]):
+        raise RansError("symbol outside its table")
+    if s.size == 0:
+        return b""
+    coder = _constriction().stream.stack.AnsCoder()
+    model = _constriction().stream.model.Categorical(perfect=False)
+    coder.encode_reverse(s.astype(np.int32), model, f.astype(np.float64) / float(1 << precision))
+    return coder.get_compressed().astype("<u4").tobytes()
+
+
+def decode_categorical(data: bytes, freqs: np.ndarray, precision: int) -> np.ndarray:
+    f = np.asarray(freqs)
+    _check_rows(f.shape[0] if f.ndim == 2 else -1, f, precision)
+    if f.shape[0] == 0:
+        if data:
+            raise RansError("stream has data but no symbols are expected")
+        return np.zeros(0, dtype=np.int32)
+    if len(data) % 4:
+        raise RansError("stream length is not a whole number of 32-bit words")
+    coder = _constriction().stream.stack.AnsCoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
+    model = _constriction().stream.model.Categorical(perfect=False)
+    try:
+        out = coder.decode(model, f.astype(np.float64) / float(1 << precision))
+    except Exception as exc:
+        raise RansError(f"corrupt entropy-coded stream ({exc.__class__.__name__})") from None
+    if not coder.is_empty():
+        raise RansError("stream holds more data than the symbols it should contain")
+    return np.asarray(out, dtype=np.int32)
+
+
+def _check_rows(n: int, f: np.ndarray, precision: int) -> None:
+    if f.ndim != 2 or f.shape[0] != n:
+        raise RansError("one frequency row per symbol is required")
+    if not np.issubdtype(f.dtype, np.integer):
+        raise RansError("frequencies must be integers")
+    if f.size and (f.min() < 1 or np.any(f.sum(axis=1, dtype=np.int64) != (1 << precision))):
+        raise RansError(f"every row must hold positive integers summing to 2**{precision}")

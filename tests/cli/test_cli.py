@@ -1,0 +1,129 @@
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+LCODEC = [sys.executable, "-m", "cli.main"]
+
+
+def run(*args, stdin=None):
+    return subprocess.run(LCODEC + [str(a) for a in args], input=stdin, capture_output=True,
+                          cwd=Path(__file__).resolve().parents[2])
+
+
+def digest(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def one_line_error(r):
+    assert r.returncode != 0
+    err = r.stderr.decode().strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("lcodec: error:"), r.stderr.decode()
+    assert b"Traceback" not in r.stderr
+
+
+def test_round_trip_png_and_ppm(tmp_path, sample_path):
+    s = tmp_path / "s.lcd"
+    r = run("compress", sample_path, "-o", s, "-q", "2", "-v", "--verify")
+    assert r.returncode == 0, r.stderr
+    assert b"bpp" in r.stderr and b"verified" in r.stderr
+    for name in ("out.png", "out.ppm"):
+        r = run("decompress", s, "-o", tmp_path / name)
+        assert r.returncode == 0, r.stderr
+    a = np.asarray(Image.open(tmp_path / "out.png"))
+    b = np.asarray(Image.open(tmp_path / "out.ppm"))
+    assert a.shape == (256, 256, 3) and np.array_equal(a, b)
+    info = run("info", s)
+    assert info.returncode == 0 and b"hyperprior" in info.stdout and b"256" in info.stdout
+
+
+def test_stdin_and_stdout(sample_path):
+    r = run("compress", "-", "-o", "-", stdin=sample_path.read_bytes())
+    assert r.returncode == 0 and r.stdout[:4] == b"LCDC"
+    d = run("decompress", "-", "-o", "-", stdin=r.stdout)
+    assert d.returncode == 0 and d.stdout[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_default_output_name_and_no_overwrite(tmp_path, sample_path):
+    src = tmp_path / "p.png"
+    src.write_bytes(sample_path.read_bytes())
+    assert run("compress", src).returncode == 0
+    out = tmp_path / "p.png.lcd"
+    before = digest(out)
+    one_line_error(run("compress", src, "-q", "5"))
+    assert digest(out) == before
+    assert run("compress", src, "-q", "5", "-f").returncode == 0
+    assert digest(out) != before
+    # decompress to p.png would overwrite the input: refused without -f
+    one_line_error(run("decompress", out))
+    assert digest(src) == hashlib.sha256(sample_path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("case", ["missing", "not_image", "truncated", "bitflip", "same_path", "bad_suffix"])
+def test_bad_input_one_line_no_output_input_untouched(tmp_path, sample_path, case):
+    good = tmp_path / "good.lcd"
+    assert run("compress", sample_path, "-o", good, "-q", "1").returncode == 0
+    data = good.read_bytes()
+    out = tmp_path / "out.png"
+    if case == "missing":
+        r = run("compress", tmp_path / "nope.png", "-o", tmp_path / "x.lcd")
+        assert not (tmp_path / "x.lcd").exists()
+    elif case == "not_image":
+        p = tmp_path / "t.png"
+        p.write_text("hello")
+        r = run("compress", p, "-o", tmp_path / "x.lcd")
+        assert not (tmp_path / "x.lcd").exists() and p.read_text() == "hello"
+    elif case == "truncated":
+        p = tmp_path / "t.lcd"
+        p.write_bytes(data[: len(data) // 2])
+        r = run("decompress", p, "-o", out)
+    elif case == "bitflip":
+        p = tmp_path / "t.lcd"
+        bad = bytearray(data)
+        bad[len(bad) // 2] ^= 0x10
+        p.write_bytes(bytes(bad))
+        before = digest(p)
+        r = run("decompress", p, "-o", out)
+        assert digest(p) == before
+    elif case == "same_path":
+        r = run("decompress", good, "-o", good, "-f")
+        assert good.read_bytes() == data
+    else:
+        r = run("decompress", good, "-o", tmp_path / "out.jpg")
+    one_line_error(r)
+    assert not out.exists()
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert leftovers == []
+
+
+def test_help_has_examples():
+    for cmd in ("compress", "decompress", "info", "train"):
+        r = run(cmd, "--help")
+        assert r.returncode == 0 and b"Examples:" in r.stdout
+
+
+def test_info_lists_codecs():
+    r = run("info", "--codecs")
+    assert r.returncode == 0 and b"hyperprior" in r.stdout
+
+
+def test_train_runs_and_resumes(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(data / f"{i}.png")
+    run_dir = tmp_path / "run"
+    args = ["train", "--data", data, "--run-dir", run_dir, "--from-scratch", "--threads", "1", "--crop", "64"]
+    r = run(*args, "--steps", "2")
+    assert r.returncode == 0, r.stderr
+    assert (run_dir / "checkpoint.pt").exists()
+    r = run(*args, "--steps", "4", "--export", tmp_path / "w.safetensors")
+    assert r.returncode == 0, r.stderr
+    assert b"resuming" in r.stderr and b"finished at step 4" in r.stderr
+    assert (tmp_path / "w.json").exists()

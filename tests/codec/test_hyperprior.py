@@ -1,0 +1,135 @@
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import codec
+from codec.evaluate import psnr
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def impl():
+    from codec.hyperprior.coding import load_codec
+
+    return load_codec()
+
+
+@pytest.mark.parametrize("quality", [1, 3, 6])
+def test_kodak_crops_round_trip_exactly(kodak_crops, impl, quality):
+    for img in kodak_crops:
+        sections, recon = impl.encode(img, quality, reconstruct=True)
+        data = codec.compress(img, quality=quality)
+        out = codec.decompress(data)
+        assert out.shape == img.shape and out.dtype == np.uint8
+        # the decoder reproduces the encoder's reconstruction bit for bit
+        assert np.array_equal(out, recon)
+        # and it is a real reconstruction of the photograph, not noise
+        assert psnr(img, out) > 20.0
+        assert 8 * len(data) / (img.shape[0] * img.shape[1]) < 4.0
+
+
+def test_higher_quality_spends_more_bits_for_less_distortion(kodak_crops):
+    img = kodak_crops[0]
+    sizes, errs = [], []
+    for q in (1, 3, 6):
+        data = codec.compress(img, quality=q)
+        sizes.append(len(data))
+        errs.append(psnr(img, codec.decompress(data)))
+    assert sizes[0] < sizes[1] < sizes[2]
+    assert errs[0] < errs[2]
+
+
+def test_encoder_output_is_byte_identical_across_runs(kodak_crops):
+    img = kodak_crops[1]
+    assert codec.compress(img, quality=4) == codec.compress(img, quality=4)
+
+
+def test_verify_flag(kodak_crops):
+    assert codec.compress(kodak_crops[2], quality=2, verify=True) == codec.compress(kodak_crops[2], quality=2)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (1, 37, 3), (65, 1, 3), (63, 130, 3), (17, 23)])
+def test_any_size_and_grayscale(shape):
+    rng = np.random.default_rng(sum(shape))
+    img = rng.integers(0, 256, shape, dtype=np.uint8)
+    out = codec.decompress(codec.compress(img, quality=3))
+    expect = shape if len(shape) == 3 else shape + (1,)
+    assert out.shape == expect
+
+
+def test_grayscale_photo_stays_close(kodak_crops):
+    gray = kodak_crops[0].mean(axis=2).round().astype(np.uint8)
+    out = codec.decompress(codec.compress(gray, quality=5))
+    assert out.shape == gray.shape + (1,)
+    assert psnr(gray[:, :, None], out) > 22.0
+
+
+def test_decoded_pixels_do_not_depend_on_torch_threads(tmp_path, kodak_crops):
+    data = codec.compress(kodak_crops[0], quality=4)
+    (tmp_path / "s.lcd").write_bytes(data)
+    script = (
+        "import sys, hashlib, torch; torch.set_num_threads(int(sys.argv[1])); import codec;"
+        "print(hashlib.sha256(codec.decompress(open(sys.argv[2], 'rb').read()).tobytes()).hexdigest())"
+    )
+    digests = {
+        n: subprocess.run([sys.executable, "-c", script, str(n), str(tmp_path / "s.lcd")], capture_output=True,
+                          text=True, check=True).stdout.strip()
+        for n in (1, 2)
+    }
+    local = hashlib.sha256(codec.decompress(data).tobytes()).hexdigest()
+    assert digests[1] == digests[2] == local
+
+
+def test_stored_tables_are_rebuilt_exactly_from_the_weights(impl):
+    from codec.hyperprior.weights import build_tables
+
+    rebuilt = build_tables(impl.model)
+    assert rebuilt.z.digest() == impl.tables.z.digest()
+    assert rebuilt.y.digest() == impl.tables.y.digest()
+    assert np.array_equal(rebuilt.scales, impl.tables.scales)
+
+
+def test_shipped_manifests_are_complete():
+    from codec.hyperprior.weights import WEIGHTS_DIR, sha256_file
+
+    manifests = sorted(WEIGHTS_DIR.glob("*.json"))
+    assert manifests
+    for m in manifests:
+        meta = json.loads(m.read_text())
+        path = m.with_name(meta["file"])
+        assert sha256_file(path) == meta["sha256"]
+        assert path.stat().st_size <= 10_000_000
+        assert meta["steps"] > 0 and meta["wall_seconds"] > 0
+        assert len(meta["qualities"]) >= 4
+        for q in meta["qualities"].values():
+            assert {"lambda", "kodak_bpp", "kodak_psnr"} <= set(q)
+
+
+def test_tampered_weights_are_refused(tmp_path, impl):
+    from codec.hyperprior.weights import load_model_file
+
+    blob = bytearray(impl.weights.path.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    bad = tmp_path / "w.safetensors"
+    bad.write_bytes(bytes(blob))
+    with pytest.raises(codec.WeightsError, match="SHA-256"):
+        load_model_file(bad, expected_sha256=impl.weights.sha256)
+    bad.write_bytes(bytes(blob[:1000]))
+    with pytest.raises(codec.WeightsError):
+        load_model_file(bad)
+
+
+def test_stream_naming_missing_weights_is_refused(kodak_crops):
+    data = bytearray(codec.compress(kodak_crops[0][:32, :32], quality=1))
+    data[9:17] = b"\xaa" * 8  # weights_hash field
+    import zlib
+
+    data[-4:] = zlib.crc32(bytes(data[:-4])).to_bytes(4, "little")
+    with pytest.raises(codec.WeightsError, match="not installed"):
+        codec.decompress(bytes(data))
