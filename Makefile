@@ -27,7 +27,6 @@ test: venv
 	if [ $$rc -eq 5 ]; then echo "no tests were collected"; exit 1; fi; exit $$rc
 
 bench: venv
-	$(BIN)/pip install -q -e '.[test,bench]'
 	$(BIN)/python benchmarks/entropy_bench.py
 	$(BIN)/python benchmarks/kodak_rd.py
 

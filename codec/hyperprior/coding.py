@@ -26,6 +26,9 @@ from .model import MeanScaleHyperprior
 from .weights import MODEL_IDS, CodingTables, InstalledWeights, installed_weights, load_model_file
 
 DECODE_THREADS = 1
+#: the transforms run on the whole image at once; beyond this many pixels their activations
+#: grow by about 200 bytes a pixel, so larger images are refused before anything is allocated
+MAX_PIXELS = 1 << 24
 
 
 @contextlib.contextmanager
@@ -77,6 +80,7 @@ class HyperpriorCodec:
         asked, the reconstruction the decoder must reproduce (from the encoder's own values)."""
         gain, _, hgain, _ = self._gains(quality)
         h, w = image.shape[:2]
+        _check_size(w, h)
         x = torch.from_numpy(np.array(image, dtype=np.uint8, copy=True)).permute(2, 0, 1)[None].float() / 255.0
         x = pad_to(x, self.model.z_stride)
         y0 = self.model.g_a(x)
@@ -103,6 +107,7 @@ class HyperpriorCodec:
         if len(sections) != 2:
             raise CorruptStreamError(f"hyperprior stream has {len(sections)} sections, expected 2")
         self._gains(quality)
+        _check_size(width, height)
         zs = self.model.z_stride
         ph, pw = -(-height // zs) * zs, -(-width // zs) * zs
         z_shape = (1, self.model.config.N, ph // zs, pw // zs)
@@ -113,6 +118,12 @@ class HyperpriorCodec:
         except entropy.RansError as exc:
             raise CorruptStreamError(str(exc)) from None
         return self._synthesize(y_sym, mu, quality, height, width)
+
+
+def _check_size(width: int, height: int) -> None:
+    if width * height > MAX_PIXELS:
+        raise CodecError(f"{width}x{height} is larger than the hyperprior codes in one piece "
+                         f"({MAX_PIXELS // 2**20} megapixels); split the image first")
 
 
 def pad_to(x: torch.Tensor, multiple: int) -> torch.Tensor:

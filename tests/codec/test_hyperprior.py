@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import codec
-from codec.evaluate import psnr
+from codec.metrics import psnr
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,0 +1,88 @@
+import json
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from codec.errors import CodecError
+from codec.evaluation.adapters import classical_adapters
+from codec.evaluation.runner import (bd_table, curves, expand_images, load_published, parse_codec_arg, psnr_y,
+                                     run_eval, write_outputs)
+
+
+@pytest.fixture()
+def images(tmp_path, kodak_crops):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i, img in enumerate(kodak_crops[:2]):
+        Image.fromarray(img).save(folder / f"{i}.png")
+    return folder
+
+
+def test_expand_images_files_folders_globs(images):
+    files = sorted(images.iterdir())
+    assert expand_images([str(images)]) == files
+    assert expand_images([str(files[1]), str(images / "*.png")]) == [files[1], files[0]]
+    with pytest.raises(CodecError):
+        expand_images([str(images / "none*.png")])
+
+
+def test_parse_codec_arg():
+    assert parse_codec_arg("hyperprior") == ("hyperprior", None)
+    assert parse_codec_arg("hyperprior:1,3") == ("hyperprior", [1.0, 3.0])
+    with pytest.raises(CodecError):
+        parse_codec_arg("hyperprior:a")
+
+
+def test_psnr_y_of_identical_and_shifted():
+    a = np.full((4, 4, 3), 100, np.uint8)
+    assert psnr_y(a, a) == math.inf
+    b = a + 1
+    assert psnr_y(a, b) == pytest.approx(20 * math.log10(255 / (219 / 255)), abs=1e-6)
+
+
+def test_eval_measures_real_files_and_resumes_from_cache(images, tmp_path):
+    jpeg = classical_adapters()["jpeg"]
+    out = tmp_path / "out"
+    paths = expand_images([str(images)])
+    rows = run_eval(paths, [(jpeg, [20, 80])], out)
+    assert len(rows) == 4
+    # bpp is the size of the real JPEG file Pillow writes
+    import io
+
+    img = np.asarray(Image.open(paths[0]))
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="JPEG", quality=20, optimize=True)
+    row = next(r for r in rows if r.image == paths[0].name and r.setting == 20)
+    assert row.bytes == len(buf.getvalue())
+    assert row.bpp == pytest.approx(8 * len(buf.getvalue()) / (img.shape[0] * img.shape[1]))
+    calls = []
+    again = run_eval(paths, [(jpeg, [20, 80])], out, progress=lambda d, t, w: calls.append((d, t)))
+    assert calls[0] == (4, 4)  # everything came from the cache
+    assert sorted(r.key for r in again) == sorted(r.key for r in rows)
+
+
+def test_outputs_in_compressai_format(images, tmp_path):
+    ad = classical_adapters()
+    paths = expand_images([str(images)])
+    rows = run_eval(paths, [(ad["jpeg"], [10, 40, 90]), (ad["webp"], [10, 40, 90])], tmp_path)
+    cs = curves(rows, {"jpeg": "JPEG", "webp": "WebP"})
+    tables = {m: bd_table(cs, m) for m in ("psnr", "ms-ssim")}
+    written = write_outputs(tmp_path, rows, cs, tables)
+    names = {p.name for p in written}
+    assert {"jpeg.json", "webp.json", "per_image.csv", "bd_rate.json", "rd_psnr.png", "rd_msssim.png"} <= names
+    j = json.loads((tmp_path / "jpeg.json").read_text())
+    assert j["name"] == "jpeg" and len(j["results"]["bpp"]) == 3
+    assert {"bpp", "psnr-rgb", "ms-ssim", "encoding_time", "decoding_time"} <= set(j["results"])
+    # a curve loads back as a published curve
+    again = load_published(tmp_path / "jpeg.json")
+    assert again["results"]["bpp"] == j["results"]["bpp"]
+    # B against A and A against B point in opposite directions
+    assert tables["psnr"]["webp"]["jpeg"] * tables["psnr"]["jpeg"]["webp"] < 0
+
+
+def test_missing_tools_are_reported():
+    for name in ("vvc", "bpg"):
+        reason = classical_adapters()[name].available()
+        assert reason is None or "not on PATH" in reason
