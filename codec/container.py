@@ -25,7 +25,7 @@ CODEC_IDS: dict[str, int] = {
 }
 
 #: limits checked before anything is allocated
-MAX_SECTIONS = 64
+MAX_SECTIONS = 4096
 MAX_DIMENSION = 1 << 20
 MAX_PIXELS = 1 << 28
 
@@ -53,7 +53,7 @@ HEADER: tuple[Field, ...] = (
     Field("bit_depth", "B", "bits per sample; 8"),
     Field("quality", "B", "quality level the codec coded with"),
     Field("flags", "B", "reserved, 0"),
-    Field("section_count", "B", "number of sections, 0 ..= 64"),
+    Field("section_count", "H", "number of sections, 0 ..= 4096"),
 )
 _HEADER_FMT = "<" + "".join(f.fmt for f in HEADER)
 HEADER_SIZE = struct.calcsize(_HEADER_FMT)
@@ -126,7 +126,7 @@ def read_header(data: bytes) -> Header:
 def read_container(data: bytes) -> Container:
     """Parse a whole stream, checking lengths and the CRC before any section is used."""
     header = read_header(data)
-    count = data[HEADER_SIZE - 1]
+    count = struct.unpack_from("<H", data, HEADER_SIZE - 2)[0]
     table_end = HEADER_SIZE + 4 * count
     if len(data) < table_end + 4:
         raise CorruptStreamError("truncated stream: section table incomplete")

@@ -68,7 +68,7 @@ def mutate(data: bytes, rng: random.Random) -> tuple[str, bytes]:
         return f"field:{name}={value!r}", reseal(set_field(data, name, value))
     if kind == "section":
         # garbage inside a section, CRC re-sealed: reaches the entropy decoder
-        count = data[HEADER_SIZE - 1]
+        count = struct.unpack_from("<H", data, HEADER_SIZE - 2)[0]
         start = HEADER_SIZE + 4 * count
         if len(buf) - 4 <= start:
             return "section:none", bytes(buf)
@@ -76,7 +76,7 @@ def mutate(data: bytes, rng: random.Random) -> tuple[str, bytes]:
             buf[rng.randrange(start, len(buf) - 4)] = rng.randrange(256)
         return "section", reseal(bytes(buf))
     # section lengths edited consistently or not, CRC re-sealed
-    count = data[HEADER_SIZE - 1]
+    count = struct.unpack_from("<H", data, HEADER_SIZE - 2)[0]
     if count == 0:
         return "lengths:none", bytes(buf)
     i = rng.randrange(count)

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator
+import struct
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 import entropy
 
@@ -26,9 +27,15 @@ from .model import MeanScaleHyperprior
 from .weights import MODEL_IDS, CodingTables, InstalledWeights, installed_weights, load_model_file
 
 DECODE_THREADS = 1
-#: the transforms run on the whole image at once; beyond this many pixels their activations
-#: grow by about 200 bytes a pixel, so larger images are refused before anything is allocated
-MAX_PIXELS = 1 << 24
+#: tiles are TILE x TILE latents (1024 x 1024 pixels); the synthesis of a tile sees Y_HALO
+#: latents of its neighbours and the hyper-synthesis Z_HALO hyper-latents, so tiles leave no
+#: seams. These three numbers are part of the stream format (the parameter section).
+TILE = 64
+Y_HALO = 4
+Z_HALO = 2
+#: pixels of context around a tile for the analysis transform (encoder only)
+X_HALO = 64
+_PARAMS = struct.Struct("<HBB")
 
 
 @contextlib.contextmanager
@@ -72,67 +79,175 @@ class HyperpriorCodec:
     def _z_table_ids(self, shape: tuple[int, ...]) -> np.ndarray:
         return np.broadcast_to(np.arange(shape[1], dtype=np.uint8)[None, :, None, None], shape)
 
+    # -- tiles ---------------------------------------------------------------------------
+    def _tile_parameters(self, z_sym: np.ndarray, grid: "TileGrid", r: int, c: int, quality: int
+                         ) -> tuple[torch.Tensor, np.ndarray]:
+        """Means and table ids of one tile, from the hyper-latent around it (Z_HALO of context)."""
+        y0, y1, x0, x1 = grid.y_box(r, c)
+        zr0, zr1 = max(0, y0 // 4 - Z_HALO), min(grid.hz, -(-y1 // 4) + Z_HALO)
+        zc0, zc1 = max(0, x0 // 4 - Z_HALO), min(grid.wz, -(-x1 // 4) + Z_HALO)
+        mu, ids = self._entropy_parameters(np.ascontiguousarray(z_sym[:, :, zr0:zr1, zc0:zc1]), quality)
+        oy, ox = y0 - 4 * zr0, x0 - 4 * zc0
+        return (mu[:, :, oy:oy + y1 - y0, ox:ox + x1 - x0].contiguous(),
+                np.ascontiguousarray(ids[:, :, oy:oy + y1 - y0, ox:ox + x1 - x0]))
+
+    def _synthesize(self, grid: "TileGrid", tiles: "Callable[[int, int], tuple[np.ndarray, torch.Tensor]]",
+                    quality: int, height: int, width: int) -> np.ndarray:
+        """Pixels from per-tile (symbols, means), one row of tiles at a time.
+
+        Each tile is synthesised from its latents plus Y_HALO latents of its neighbours, so
+        there are no seams, and only three rows of tiles of the latent are held at once.
+        """
+        _, inv_gain, _, _ = self._gains(quality)
+        out = np.empty((height, width, 3), dtype=np.uint8)
+        rows: dict[int, torch.Tensor] = {}
+
+        def load_row(r: int) -> None:
+            strip = torch.empty(1, self.model.config.M, grid.y_box(r, 0)[1] - grid.y_box(r, 0)[0], grid.wy)
+            for c in range(grid.cols):
+                y_sym, mu = tiles(r, c)
+                _, _, x0, x1 = grid.y_box(r, c)
+                strip[:, :, :, x0:x1] = (torch.from_numpy(y_sym).float() + mu) * inv_gain
+            rows[r] = strip
+
+        load_row(0)
+        for r in range(grid.rows):
+            if r + 1 < grid.rows:
+                load_row(r + 1)
+            rows.pop(r - 2, None)
+            band = torch.cat([rows[i] for i in range(max(0, r - 1), min(grid.rows, r + 2))], dim=2)
+            band_y0 = grid.y_box(max(0, r - 1), 0)[0]
+            y0, y1, _, _ = grid.y_box(r, 0)
+            ry0, ry1 = max(0, y0 - Y_HALO), min(grid.hy, y1 + Y_HALO)
+            for c in range(grid.cols):
+                _, _, x0, x1 = grid.y_box(r, c)
+                rx0, rx1 = max(0, x0 - Y_HALO), min(grid.wy, x1 + Y_HALO)
+                region = band[:, :, ry0 - band_y0:ry1 - band_y0, rx0:rx1]
+                with fixed_threads():
+                    x_hat = self.model.g_s(region)
+                s = self.model.y_stride
+                py0, px0 = (y0 - ry0) * s, (x0 - rx0) * s
+                oy0, ox0 = y0 * s, x0 * s
+                oy1, ox1 = min(height, y1 * s), min(width, x1 * s)
+                if oy1 <= oy0 or ox1 <= ox0:
+                    continue  # a tile made only of padding
+                crop = x_hat[0, :, py0:py0 + oy1 - oy0, px0:px0 + ox1 - ox0]
+                pixels = torch.round(crop.clamp(0, 1) * 255.0).to(torch.uint8)
+                out[oy0:oy1, ox0:ox1] = pixels.permute(1, 2, 0).numpy()
+        return out
+
     # -- encoder ---------------------------------------------------------------------------
     @torch.no_grad()
     def encode(self, image: np.ndarray, quality: int, reconstruct: bool = False
                ) -> tuple[list[bytes], np.ndarray | None]:
-        """``image``: HxWx3 uint8. Returns the sections [hyper-latent, latent] and, when
-        asked, the reconstruction the decoder must reproduce (from the encoder's own values)."""
+        """``image``: HxWx3 uint8. Returns the sections and, when asked, the reconstruction
+        the decoder must reproduce (computed from the encoder's own symbols and means).
+
+        Sections: [parameters, hyper-latent, latent of tile 0, tile 1, ...] (tiles in raster
+        order). The analysis runs tile by tile with X_HALO pixels of context.
+        """
         gain, _, hgain, _ = self._gains(quality)
         h, w = image.shape[:2]
-        _check_size(w, h)
-        x = torch.from_numpy(np.array(image, dtype=np.uint8, copy=True)).permute(2, 0, 1)[None].float() / 255.0
-        x = pad_to(x, self.model.z_stride)
-        y0 = self.model.g_a(x)
-        z = self.model.h_a(y0) * hgain
-        z_sym = _to_int32(z)
-        mu, ids = self._entropy_parameters(z_sym, quality)
-        y_sym = _to_int32(y0 * gain - mu)
-        z_bytes = entropy.encode(z_sym, self._z_table_ids(z_sym.shape), self.tables.z)
-        y_bytes = entropy.encode(y_sym, ids, self.tables.y)
-        recon = self._synthesize(y_sym, mu, quality, h, w) if reconstruct else None
-        return [z_bytes, y_bytes], recon
-
-    def _synthesize(self, y_sym: np.ndarray, mu: torch.Tensor, quality: int, height: int, width: int) -> np.ndarray:
-        _, inv_gain, _, _ = self._gains(quality)
-        with fixed_threads():
-            y_hat = (torch.from_numpy(y_sym).float() + mu) * inv_gain
-            x_hat = self.model.g_s(y_hat)[0, :, :height, :width]
-        pixels = torch.round(x_hat.clamp(0, 1) * 255.0).to(torch.uint8)
-        return pixels.permute(1, 2, 0).contiguous().numpy()
+        grid = TileGrid.for_image(w, h)
+        x = torch.from_numpy(pad_to(image, self.model.z_stride)).permute(2, 0, 1)[None]
+        s = self.model.y_stride
+        y0 = torch.empty(1, self.model.config.M, grid.hy, grid.wy)
+        for r in range(grid.rows):
+            for c in range(grid.cols):
+                a0, a1, b0, b1 = grid.y_box(r, c)
+                p0, p1 = max(0, a0 * s - X_HALO), min(grid.hy * s, a1 * s + X_HALO)
+                q0, q1 = max(0, b0 * s - X_HALO), min(grid.wy * s, b1 * s + X_HALO)
+                lat = self.model.g_a(x[:, :, p0:p1, q0:q1].float() / 255.0)
+                y0[:, :, a0:a1, b0:b1] = lat[:, :, a0 - p0 // s:a1 - p0 // s, b0 - q0 // s:b1 - q0 // s]
+        z_sym = _to_int32(self.model.h_a(y0) * hgain)
+        sections = [grid.params(), entropy.encode(z_sym, self._z_table_ids(z_sym.shape), self.tables.z)]
+        coded: dict[tuple[int, int], tuple[np.ndarray, torch.Tensor]] = {}
+        for r in range(grid.rows):
+            for c in range(grid.cols):
+                mu, ids = self._tile_parameters(z_sym, grid, r, c, quality)
+                a0, a1, b0, b1 = grid.y_box(r, c)
+                y_sym = _to_int32(y0[:, :, a0:a1, b0:b1] * gain - mu)
+                sections.append(entropy.encode(y_sym, ids, self.tables.y))
+                if reconstruct:
+                    coded[r, c] = (y_sym, mu)
+        recon = self._synthesize(grid, lambda r, c: coded[r, c], quality, h, w) if reconstruct else None
+        return sections, recon
 
     # -- decoder ---------------------------------------------------------------------------
     @torch.no_grad()
     def decode(self, sections: tuple[bytes, ...], width: int, height: int, quality: int) -> np.ndarray:
-        if len(sections) != 2:
-            raise CorruptStreamError(f"hyperprior stream has {len(sections)} sections, expected 2")
         self._gains(quality)
-        _check_size(width, height)
-        zs = self.model.z_stride
-        ph, pw = -(-height // zs) * zs, -(-width // zs) * zs
-        z_shape = (1, self.model.config.N, ph // zs, pw // zs)
+        if not sections:
+            raise CorruptStreamError("hyperprior stream has no sections")
+        grid = TileGrid.from_params(sections[0], width, height)
+        if len(sections) != 2 + grid.rows * grid.cols:
+            raise CorruptStreamError(f"hyperprior stream has {len(sections)} sections, expected "
+                                     f"{2 + grid.rows * grid.cols} for {grid.rows}x{grid.cols} tiles")
         try:
-            z_sym = entropy.decode(sections[0], self._z_table_ids(z_shape), self.tables.z)
-            mu, ids = self._entropy_parameters(z_sym, quality)
-            y_sym = entropy.decode(sections[1], ids, self.tables.y)
+            z_shape = (1, self.model.config.N, grid.hz, grid.wz)
+            z_sym = entropy.decode(sections[1], self._z_table_ids(z_shape), self.tables.z)
+
+            def tile(r: int, c: int) -> tuple[np.ndarray, torch.Tensor]:
+                mu, ids = self._tile_parameters(z_sym, grid, r, c, quality)
+                try:
+                    return entropy.decode(sections[2 + r * grid.cols + c], ids, self.tables.y), mu
+                except entropy.RansError as exc:
+                    raise CorruptStreamError(f"tile {r},{c}: {exc}") from None
+
+            return self._synthesize(grid, tile, quality, height, width)
         except entropy.RansError as exc:
             raise CorruptStreamError(str(exc)) from None
-        return self._synthesize(y_sym, mu, quality, height, width)
 
 
-def _check_size(width: int, height: int) -> None:
-    if width * height > MAX_PIXELS:
-        raise CodecError(f"{width}x{height} is larger than the hyperprior codes in one piece "
-                         f"({MAX_PIXELS // 2**20} megapixels); split the image first")
+@dataclass(frozen=True)
+class TileGrid:
+    """The latent ``y`` (at 1/16 of the padded image) cut into tiles of ``tile`` latents."""
+
+    hy: int
+    wy: int
+    tile: int = TILE
+
+    @classmethod
+    def for_image(cls, width: int, height: int, tile: int = TILE) -> "TileGrid":
+        return cls(-(-height // 64) * 4, -(-width // 64) * 4, tile)
+
+    @classmethod
+    def from_params(cls, params: bytes, width: int, height: int) -> "TileGrid":
+        if len(params) != _PARAMS.size:
+            raise CorruptStreamError("hyperprior parameter section has the wrong size")
+        tile, y_halo, z_halo = _PARAMS.unpack(params)
+        if (tile, y_halo, z_halo) != (TILE, Y_HALO, Z_HALO):
+            raise CorruptStreamError(f"hyperprior tiling {tile}/{y_halo}/{z_halo} is not supported by this lcodec")
+        return cls.for_image(width, height, tile)
+
+    def params(self) -> bytes:
+        return _PARAMS.pack(self.tile, Y_HALO, Z_HALO)
+
+    @property
+    def hz(self) -> int:
+        return self.hy // 4
+
+    @property
+    def wz(self) -> int:
+        return self.wy // 4
+
+    @property
+    def rows(self) -> int:
+        return -(-self.hy // self.tile)
+
+    @property
+    def cols(self) -> int:
+        return -(-self.wy // self.tile)
+
+    def y_box(self, r: int, c: int) -> tuple[int, int, int, int]:
+        t = self.tile
+        return r * t, min(self.hy, (r + 1) * t), c * t, min(self.wy, (c + 1) * t)
 
 
-def pad_to(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Replicate-pad the bottom and right edges up to a multiple of ``multiple``."""
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if ph == 0 and pw == 0:
-        return x
-    return F.pad(x, (0, pw, 0, ph), mode="replicate")
+def pad_to(image: np.ndarray, multiple: int) -> np.ndarray:
+    """Copy of an HxWxC image, edge-padded on the bottom and right to a multiple of ``multiple``."""
+    h, w = image.shape[:2]
+    return np.pad(image, ((0, (-h) % multiple), (0, (-w) % multiple), (0, 0)), mode="edge")
 
 
 def _to_int32(t: torch.Tensor) -> np.ndarray:
