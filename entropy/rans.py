@@ -197,44 +197,78 @@ def decode(data: bytes, table_ids: np.ndarray, tables: TableSet) -> np.ndarray:
     return out.reshape(shape)
 
 
-def encode_categorical(symbols: np.ndarray, freqs: np.ndarray, precision: int) -> bytes:
-    """Code ``symbols[i]`` with its own frequency row ``freqs[i]`` (rows sum to 2**precision).
+class RowEncoder:
+    """Codes symbols that each have their own integer frequency row.
 
     For coders whose every symbol has a distinct distribution (lossless circuits, weight
-    coders). Rows are integers; the probabilities handed to constriction are those integers
-    over ``2**precision``, exact binary fractions, so both sides build identical models.
+    coders). Push groups in the reverse of the order the decoder will read them
+    (:meth:`push_reverse` codes one group so that its first symbol is decoded first).
+    Rows are integers; the probabilities handed to constriction are those integers over
+    ``2**precision``, exact binary fractions, so both sides build identical models.
     """
-    s = np.asarray(symbols).ravel()
-    f = np.asarray(freqs)
-    _check_rows(s.size, f, precision)
-    if s.size and (s.min() < 0 or s.max() >= f.shape[1]):
-        raise RansError("symbol outside its table")
-    if s.size == 0:
-        return b""
-    coder = _constriction().stream.stack.AnsCoder()
-    model = _constriction().stream.model.Categorical(perfect=False)
-    coder.encode_reverse(s.astype(np.int32), model, f.astype(np.float64) / float(1 << precision))
-    return coder.get_compressed().astype("<u4").tobytes()
+
+    def __init__(self, precision: int):
+        self.precision = precision
+        self._coder = _constriction().stream.stack.AnsCoder()
+        self._model = _constriction().stream.model.Categorical(perfect=False)
+
+    def push_reverse(self, symbols: np.ndarray, freqs: np.ndarray) -> None:
+        s = np.asarray(symbols).ravel()
+        f = np.asarray(freqs)
+        _check_rows(s.size, f, self.precision)
+        if s.size == 0:
+            return
+        if s.min() < 0 or s.max() >= f.shape[1]:
+            raise RansError("symbol outside its table")
+        self._coder.encode_reverse(s.astype(np.int32), self._model, f.astype(np.float64) / float(1 << self.precision))
+
+    def finish(self) -> bytes:
+        # may be empty: a few near-certain symbols fit in the coder's initial state
+        return self._coder.get_compressed().astype("<u4").tobytes()
+
+
+class RowDecoder:
+    """Inverse of :class:`RowEncoder`: pops groups in the order they were meant to be read."""
+
+    def __init__(self, data: bytes, precision: int):
+        if len(data) % 4:
+            raise RansError("stream length is not a whole number of 32-bit words")
+        self.precision = precision
+        self._coder = _constriction().stream.stack.AnsCoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
+        self._model = _constriction().stream.model.Categorical(perfect=False)
+
+    def pop(self, freqs: np.ndarray) -> np.ndarray:
+        f = np.asarray(freqs)
+        _check_rows(f.shape[0] if f.ndim == 2 else -1, f, self.precision)
+        if f.shape[0] == 0:
+            return np.zeros(0, dtype=np.int32)
+        try:
+            out = self._coder.decode(self._model, f.astype(np.float64) / float(1 << self.precision))
+        except Exception as exc:
+            raise RansError(f"corrupt entropy-coded stream ({exc.__class__.__name__})") from None
+        return np.asarray(out, dtype=np.int32)
+
+    def finish(self) -> None:
+        if not self._coder.is_empty():
+            raise RansError("stream holds more data than the symbols it should contain")
+
+
+def encode_categorical(symbols: np.ndarray, freqs: np.ndarray, precision: int) -> bytes:
+    """Code ``symbols[i]`` with its own frequency row ``freqs[i]`` (rows sum to 2**precision)."""
+    enc = RowEncoder(precision)
+    enc.push_reverse(symbols, freqs)
+    return enc.finish()
 
 
 def decode_categorical(data: bytes, freqs: np.ndarray, precision: int) -> np.ndarray:
+    dec = RowDecoder(data, precision)
     f = np.asarray(freqs)
     _check_rows(f.shape[0] if f.ndim == 2 else -1, f, precision)
-    if f.shape[0] == 0:
-        if data:
-            raise RansError("stream has data but no symbols are expected")
-        return np.zeros(0, dtype=np.int32)
-    if len(data) % 4:
-        raise RansError("stream length is not a whole number of 32-bit words")
-    coder = _constriction().stream.stack.AnsCoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
-    model = _constriction().stream.model.Categorical(perfect=False)
-    try:
-        out = coder.decode(model, f.astype(np.float64) / float(1 << precision))
-    except Exception as exc:
-        raise RansError(f"corrupt entropy-coded stream ({exc.__class__.__name__})") from None
-    if not coder.is_empty():
-        raise RansError("stream holds more data than the symbols it should contain")
-    return np.asarray(out, dtype=np.int32)
+    if f.shape[0] == 0 and data:
+        raise RansError("stream has data but no symbols are expected")
+    out = dec.pop(f)
+    dec.finish()
+    return out
 
 
 def _check_rows(n: int, f: np.ndarray, precision: int) -> None:

@@ -41,6 +41,25 @@ def pmf_to_freqs(pmf: np.ndarray, precision: int = PRECISION) -> np.ndarray:
     return freqs.astype(np.int32)
 
 
+def pmf_rows_to_freqs(pmf: np.ndarray, precision: int = PRECISION) -> np.ndarray:
+    """:func:`pmf_to_freqs` applied to every row of a 2-D array, vectorised (same result)."""
+    pmf = np.asarray(pmf, dtype=np.float64)
+    if pmf.ndim != 2:
+        raise TableError("expected a 2-D array of probability rows")
+    m, n = pmf.shape
+    total = 1 << precision
+    if n == 0 or n > total // 2:
+        raise TableError(f"cannot build a table of {n} symbols at precision {precision}")
+    if not np.all(np.isfinite(pmf)) or np.any(pmf < 0):
+        raise TableError("probabilities must be finite and non-negative")
+    s = pmf.sum(axis=1, keepdims=True)
+    pmf = np.where(s > 0, pmf / np.where(s > 0, s, 1.0), 1.0 / n)
+    freqs = np.floor(pmf * (total - n)).astype(np.int64) + 1
+    top = np.argmax(pmf, axis=1)
+    freqs[np.arange(m), top] += total - freqs.sum(axis=1)
+    return freqs.astype(np.int32)
+
+
 @dataclass(frozen=True, eq=False)
 class TableSet:
     """A set of integer tables, each covering ``offset .. offset + len - 2`` plus an escape.

@@ -11,10 +11,9 @@ weights file, identically on both sides.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,11 +21,11 @@ import torch
 
 import entropy
 
+from ..determinism import fixed_threads
 from ..errors import CodecError, CorruptStreamError, WeightsError
 from .model import MeanScaleHyperprior
 from .weights import MODEL_IDS, CodingTables, InstalledWeights, installed_weights, load_model_file
 
-DECODE_THREADS = 1
 #: tiles are TILE x TILE latents (1024 x 1024 pixels); the synthesis of a tile sees Y_HALO
 #: latents of its neighbours and the hyper-synthesis Z_HALO hyper-latents, so tiles leave no
 #: seams. These three numbers are part of the stream format (the parameter section).
@@ -36,17 +35,6 @@ Z_HALO = 2
 #: pixels of context around a tile for the analysis transform (encoder only)
 X_HALO = 64
 _PARAMS = struct.Struct("<HBB")
-
-
-@contextlib.contextmanager
-def fixed_threads(n: int = DECODE_THREADS) -> Iterator[None]:
-    """Run torch with exactly ``n`` intra-op threads, restoring the caller's setting."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class HyperpriorCodec:

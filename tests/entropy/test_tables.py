@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 from hypothesis import given, settings
+from hypothesis.extra import numpy as hnp
 from hypothesis import strategies as st
 
 from entropy import PRECISION, TableError, TableSet, gaussian_scale_table, gaussian_tables, pmf_to_freqs
@@ -47,3 +48,12 @@ def test_gaussian_tables_cover_their_scales():
     centre = t.table(0)[-t.offsets[0]]
     assert centre / 2**PRECISION > 0.99
     assert t.digest() == gaussian_tables(scales).digest()
+
+
+@given(hnp.arrays(np.float64, st.tuples(st.integers(1, 8), st.integers(1, 50)), elements=st.floats(0, 1e3)))
+def test_row_quantisation_matches_the_single_table_function(rows):
+    from entropy import pmf_rows_to_freqs
+
+    out = pmf_rows_to_freqs(rows)
+    for r, f in zip(rows, out):
+        assert np.array_equal(f, pmf_to_freqs(r))
