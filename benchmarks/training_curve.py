@@ -28,7 +28,7 @@ def main() -> None:
 
     import torch
 
-    from codec.evaluate import evaluate_weights
+    from codec.hyperprior.evaluate import evaluate_weights
     from codec.hyperprior.model import HyperpriorConfig, MeanScaleHyperprior
     from codec.hyperprior.weights import export_weights
 

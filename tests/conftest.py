@@ -4,6 +4,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
+
+# timing on this kind of machine swings several-fold: no per-example deadlines
+settings.register_profile("lcodec", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("lcodec")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"

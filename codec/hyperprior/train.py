@@ -204,7 +204,7 @@ def export_checkpoint(ckpt_path: Path, out_path: Path, kodak: Path | None = None
     }
     manifest = export_weights(model, out_path, manifest)
     if kodak is not None:
-        from ..evaluate import evaluate_weights
+        from .evaluate import evaluate_weights
 
         results = evaluate_weights(out_path, kodak, log=log)
         for q, row in results.items():

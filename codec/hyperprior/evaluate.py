@@ -1,34 +1,28 @@
-"""Measuring a codec on a folder of images: bytes on disk and decoded pixels."""
+"""Kodak figures for a weights file that need not be installed: real bytes, decoded pixels."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from .metrics import psnr
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".ppm", ".pgm", ".tif", ".tiff", ".webp"}
-
-
-def image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-
 
 def evaluate_weights(weights: Path, folder: Path, qualities: list[int] | None = None,
                      log: Callable[[str], None] = print) -> dict[int, dict[str, float]]:
     """Mean bpp (from container bytes) and PSNR (from decoded pixels) per quality."""
-    from .container import CODEC_IDS, Header, read_container, write_container
-    from .hyperprior.coding import HyperpriorCodec
-    from .hyperprior.weights import InstalledWeights, load_model_file
-    from .imageio import read_image
-    import json
+    from ..container import CODEC_IDS, Header, read_container, write_container
+    from ..evaluation.runner import expand_images
+    from ..imageio import read_image
+    from ..metrics import psnr
+    from .coding import HyperpriorCodec
+    from .weights import InstalledWeights, load_model_file
 
     manifest = json.loads(Path(weights).with_suffix(".json").read_text())
     model, tables = load_model_file(weights, manifest["sha256"])
     impl = HyperpriorCodec(model, tables, InstalledWeights(Path(weights), manifest))
-    files = image_files(folder)
+    files = expand_images([str(folder)])
     out: dict[int, dict[str, float]] = {}
     for q in qualities or list(impl.qualities):
         bpps, psnrs = [], []
