@@ -127,3 +127,28 @@ def test_train_runs_and_resumes(tmp_path):
     assert r.returncode == 0, r.stderr
     assert b"resuming" in r.stderr and b"finished at step 4" in r.stderr
     assert (tmp_path / "w.json").exists()
+
+
+def test_eval_command_writes_results_and_a_bd_table(tmp_path, kodak_crops):
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    for i, img in enumerate(kodak_crops[:2]):
+        Image.fromarray(img).save(imgs / f"{i}.png")
+    out = tmp_path / "res"
+    published = Path(__file__).resolve().parents[2] / "benchmarks" / "published" / "kodak" / "jpeg.json"
+    r = run("eval", imgs, "--codec", "hyperprior:2,5", "--baseline", "jpeg,webp,vvc", "-o", out,
+            "--compare", published)
+    assert r.returncode == 0, r.stderr
+    assert b"skipping vvc" in r.stderr or (out / "vvc.json").exists()
+    assert b"BD-rate, PSNR-RGB" in r.stdout and b"hyperprior" in r.stdout
+    for name in ("hyperprior.json", "jpeg.json", "webp.json", "per_image.csv", "rd_psnr.png", "bd_rate.json"):
+        assert (out / name).exists(), name
+    lines = (out / "cache.jsonl").read_text().splitlines()
+    r2 = run("eval", imgs, "--codec", "hyperprior:2,5", "--baseline", "jpeg,webp", "-o", out)
+    assert r2.returncode == 0 and (out / "cache.jsonl").read_text().splitlines() == lines  # all cached
+
+
+def test_eval_rejects_unknown_names(tmp_path, sample_path):
+    one_line_error(run("eval", sample_path, "--baseline", "nope", "-o", tmp_path))
+    one_line_error(run("eval", sample_path, "--codec", "nope", "-o", tmp_path))
+    one_line_error(run("eval", tmp_path / "missing*.png", "-o", tmp_path))
