@@ -56,11 +56,10 @@ def compress_image(image: str | os.PathLike[str] | bytes | np.ndarray, codec: st
                     width=w, height=h, channels=c, quality=q)
     data = write_container(header, sections)
     if verify:
-        if read_container(data).sections != tuple(sections):
+        parsed = read_container(data)
+        if parsed.header != header or parsed.sections != tuple(sections):
             raise CodecError("verification failed: container round trip differs")
-        hdr = read_header(data)
-        decoded = spec.load().for_stream(hdr.model_id, hdr.weights_hash).decode(
-            read_container(data).sections, w, h, q)
+        decoded = spec.load().for_stream(header.model_id, header.weights_hash).decode(parsed.sections, w, h, q)
         if not np.array_equal(decoded, recon):
             raise CodecError("verification failed: the decoder does not reproduce the encoder's reconstruction")
     return EncodedImage(data, header)
