@@ -33,6 +33,9 @@ def _run(verbose: bool, fn: Callable[[], None]) -> None:
     except KeyboardInterrupt:
         click.echo("lcodec: interrupted", err=True)
         sys.exit(130)
+    except BrokenPipeError:  # the reader went away (`lcodec info x | head`): nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)
     except click.ClickException:
         raise
     except OSError as exc:
@@ -113,19 +116,34 @@ def main() -> None:
 @click.argument("input", metavar="IN")
 @click.option("-o", "--output", metavar="OUT", help=f"output stream ('-' for stdout; default IN{STREAM_SUFFIX})")
 @click.option("--codec", "codec_name", default="hyperprior", show_default=True, help="codec to use (see `lcodec info --codecs`)")
-@click.option("-q", "--quality", type=int, default=None, help="quality level (hyperprior: 1..6, default 3)")
+@click.option("-q", "--quality", type=int, default=None, help="quality level (hyperprior: 1..6, default 3; lossless codecs have none)")
 @click.option("-f", "--force", is_flag=True, help="overwrite an existing output")
 @click.option("--verify", is_flag=True, help="decode the result again and check it is exact")
+@click.option("--preset", type=click.Choice(["fast", "medium", "slow"]), default=None,
+              help="overfit: encoder effort (fitting iterations; default fast)")
+@click.option("--time-budget", type=float, default=None, metavar="SECONDS",
+              help="overfit: stop fitting after this many seconds")
+@click.option("--iterations", type=int, default=None, help="overfit: fitting iterations (overrides --preset)")
+@click.option("--target-bpp", type=float, default=None,
+              help="overfit: search lambda for the largest file at or below this rate (ignores -q)")
 @click.option("-v", "--verbose", is_flag=True, help="print size, bits per pixel and timing")
 def compress(input: str, output: str | None, codec_name: str, quality: int | None, force: bool,
-             verify: bool, verbose: bool) -> None:
+             verify: bool, preset: str | None, time_budget: float | None, iterations: int | None,
+             target_bpp: float | None, verbose: bool) -> None:
     """Compress an image (PNG, JPEG, PPM/PGM, TIFF, WebP) to an lcodec stream.
+
+    The lossless codecs (pc-mnist, pc-fashion-mnist) also take an idx3 file (MNIST layout,
+    optionally .gz) and code the whole set into one stream.
 
     \b
     Examples:
       lcodec compress kodim01.png                  # writes kodim01.png.lcd
       lcodec compress kodim01.png -o k.lcd -q 6    # highest quality
       lcodec compress - -o - < in.png > out.lcd    # stdin to stdout
+      lcodec compress photo.png --codec overfit --preset medium   # fits a model to this image
+      lcodec compress photo.png --codec overfit --target-bpp 0.5
+      lcodec compress digit.png --codec pc-mnist   # lossless, 28x28 grayscale
+      lcodec compress t10k-images-idx3-ubyte.gz --codec pc-mnist -o test.lcd
     """
     def go() -> None:
         import codec
@@ -138,13 +156,36 @@ def compress(input: str, output: str | None, codec_name: str, quality: int | Non
         if out != "-" and Path(out).exists() and not force:
             raise _Fail(f"{out}: already exists (use -f to overwrite)")
         raw = _read_input(input)
+        options: dict[str, object] = {"preset": preset, "time_budget": time_budget, "iterations": iterations,
+                                      "target_bpp": target_bpp}
+        given = [f"--{k.replace('_', '-')}" for k, v in options.items() if v is not None]
+        if given and codec_name != "overfit":
+            raise _Fail(f"{', '.join(given)}: only for --codec overfit")
+        bar = None
+        if codec_name == "overfit":
+            from tqdm import tqdm
+
+            bar = tqdm(total=1, unit="it", desc="fitting", dynamic_ncols=True, disable=None, file=sys.stderr)
+
+            def progress(done: int, total: int, bpp: float, psnr: float) -> None:
+                bar.total = total
+                bar.n = done
+                bar.set_postfix_str(f"{bpp:.3f} bpp (estimate), {psnr:.2f} dB")
+                bar.refresh()
+
+            options["progress"] = progress
         t0 = time.perf_counter()
-        enc = codec.compress_image(raw, codec=codec_name, quality=quality, verify=verify)
+        try:
+            enc = codec.compress_image(raw, codec=codec_name, quality=quality, verify=verify, **options)
+        finally:
+            if bar is not None:
+                bar.close()
         dt = time.perf_counter() - t0
         write_output(out, enc.data, force)
         if verbose:
             h = enc.header
-            click.echo(f"{input} -> {out}: {h.width}x{h.height}x{h.channels}, {len(enc.data)} bytes, "
+            n = f"{enc.images} x " if enc.images > 1 else ""
+            click.echo(f"{input} -> {out}: {n}{h.width}x{h.height}x{h.channels}, {len(enc.data)} bytes, "
                        f"{enc.bits_per_pixel:.4f} bpp, quality {h.quality}, {dt:.2f} s"
                        + (", verified" if verify else ""), err=True)
 
@@ -153,12 +194,16 @@ def compress(input: str, output: str | None, codec_name: str, quality: int | Non
 
 @main.command()
 @click.argument("input", metavar="IN")
-@click.option("-o", "--output", metavar="OUT", help="output image: .png, .ppm or .pgm ('-' for PNG on stdout)")
+@click.option("-o", "--output", metavar="OUT",
+              help="output image: .png, .ppm or .pgm ('-' for PNG on stdout); .idx/.idx.gz for image sets")
 @click.option("-f", "--force", is_flag=True, help="overwrite an existing output")
 @click.option("--reference", type=click.Path(dir_okay=False), default=None,
               help="original image: print the PSNR of the decoded pixels against it")
+@click.option("--max-pixels", type=int, default=None,
+              help="decode at most this many pixels (replaces the default pixels-per-byte limit)")
 @click.option("-v", "--verbose", is_flag=True, help="print size and timing")
-def decompress(input: str, output: str | None, force: bool, reference: str | None, verbose: bool) -> None:
+def decompress(input: str, output: str | None, force: bool, reference: str | None, max_pixels: int | None,
+               verbose: bool) -> None:
     """Decompress an lcodec stream to a PNG or PPM/PGM image.
 
     \b
@@ -167,10 +212,11 @@ def decompress(input: str, output: str | None, force: bool, reference: str | Non
       lcodec decompress photo.lcd -o photo.ppm -f
       lcodec decompress photo.lcd -o out.png --reference photo.png   # prints PSNR
       lcodec decompress - -o - < photo.lcd > photo.png
+      lcodec decompress test.lcd -o test-images.idx.gz     # an image set
     """
     def go() -> None:
         import codec
-        from codec.imageio import encode_image_file, output_suffix
+        from codec.imageio import encode_idx, encode_image_file, is_idx_name, output_suffix
 
         if output is None:
             if input == "-" or not input.endswith(STREAM_SUFFIX):
@@ -178,14 +224,15 @@ def decompress(input: str, output: str | None, force: bool, reference: str | Non
             out = input[: -len(STREAM_SUFFIX)]
         else:
             out = output
-        suffix = output_suffix(out)
+        to_idx = out != "-" and is_idx_name(out)
+        suffix = None if to_idx else output_suffix(out)
         if _same_file(input, out):
             raise _Fail("input and output are the same file")
         if out != "-" and Path(out).exists() and not force:
             raise _Fail(f"{out}: already exists (use -f to overwrite)")
         data = _read_input(input)
         t0 = time.perf_counter()
-        pixels = codec.decompress(data)
+        pixels = codec.decompress(data, max_pixels=max_pixels)
         dt = time.perf_counter() - t0
         if reference is not None:
             from codec.metrics import psnr
@@ -195,10 +242,18 @@ def decompress(input: str, output: str | None, force: bool, reference: str | Non
             if ref.shape != pixels.shape:
                 raise _Fail(f"{reference}: {ref.shape[1]}x{ref.shape[0]}x{ref.shape[2]} does not match the "
                             f"decoded {pixels.shape[1]}x{pixels.shape[0]}x{pixels.shape[2]}")
-        write_output(out, encode_image_file(pixels, suffix), force)
+        if pixels.ndim == 4 and not to_idx:
+            raise _Fail(f"the stream holds a set of {pixels.shape[0]} images: write it as an idx file "
+                        "(-o NAME.idx or NAME.idx.gz)")
+        if to_idx:
+            encoded = encode_idx(pixels if pixels.ndim == 4 else pixels[None], gz=out.lower().endswith(".gz"))
+        else:
+            encoded = encode_image_file(pixels, suffix)
+        write_output(out, encoded, force)
         if verbose:
-            h, w, c = pixels.shape
-            click.echo(f"{input} -> {out}: {w}x{h}x{c}, {dt:.2f} s", err=True)
+            h, w, c = pixels.shape[-3:]
+            n = f"{pixels.shape[0]} x " if pixels.ndim == 4 else ""
+            click.echo(f"{input} -> {out}: {n}{w}x{h}x{c}, {dt:.2f} s", err=True)
         if reference is not None:
             click.echo(f"PSNR {psnr(ref, pixels):.2f} dB against {reference}", err=True)
 
@@ -225,8 +280,9 @@ def info(input: str | None, list_codecs: bool, as_json: bool) -> None:
 
         if list_codecs:
             for spec in codec.codecs():
-                click.echo(f"{spec.name:12s} id {spec.wire_id:<3d} {spec.kind:6s} qualities "
-                           f"{spec.qualities[0]}..{spec.qualities[-1]} (default {spec.default_quality})  {spec.summary}")
+                levels = ("no quality levels" if spec.kind == "lossless" else
+                          f"qualities {spec.qualities[0]}..{spec.qualities[-1]} (default {spec.default_quality})")
+                click.echo(f"{spec.name:17s} id {spec.wire_id:<3d} {spec.kind:8s} {levels:30s} {spec.summary}")
             return
         if input is None:
             raise _Fail("give a FILE (or --codecs)")
@@ -251,9 +307,15 @@ def info(input: str | None, list_codecs: bool, as_json: bool) -> None:
               default=Path("results"), show_default=True, help="folder for JSON, CSV, plots and the cache")
 @click.option("--compare", multiple=True, type=click.Path(path_type=Path, dir_okay=False, exists=True),
               help="published curve (CompressAI results JSON) to overlay and rate against (repeatable)")
+@click.option("--lossless", is_flag=True,
+              help="lossless mode: IMAGES are idx3 files (MNIST layout); reports bits per dimension")
+@click.option("--limit", type=int, default=None, help="lossless mode: only the first N images of each file")
+@click.option("--single-files", type=int, default=100, show_default=True,
+              help="lossless mode: also code this many images as single-image files")
 @click.option("-v", "--verbose", is_flag=True, help="print a traceback on internal errors")
 def evaluate(images: tuple[str, ...], codec_args: tuple[str, ...], baseline: str, jobs: int, out_dir: Path,
-             compare: tuple[Path, ...], verbose: bool) -> None:
+             compare: tuple[Path, ...], lossless: bool, limit: int | None, single_files: int,
+             verbose: bool) -> None:
     """Rate-distortion evaluation of lcodec and classical codecs on IMAGES.
 
     IMAGES are files, folders or globs. Every codec is measured in this run on this machine:
@@ -267,7 +329,12 @@ def evaluate(images: tuple[str, ...], codec_args: tuple[str, ...], baseline: str
       lcodec eval ../shared/data/kodak -o results/kodak -j 2
       lcodec eval 'photos/*.png' --codec hyperprior:1,3,6 --baseline jpeg,webp
       lcodec eval kodak/ --compare published/vtm.json --compare published/bpg.json
+      lcodec eval --lossless mnist/t10k-images-idx3-ubyte.gz --codec pc-mnist -o results/mnist
     """
+    if lossless:
+        _run(verbose, lambda: _eval_lossless(images, codec_args, baseline, out_dir, limit, single_files))
+        return
+
     def go() -> None:
         from tqdm import tqdm
 
@@ -317,6 +384,39 @@ def evaluate(images: tuple[str, ...], codec_args: tuple[str, ...], baseline: str
             click.echo(format_bd_table(tables[metric], title))
 
     _run(verbose, go)
+
+
+LOSSLESS_BASELINES = "png,webp,jxl,jpeg2000,xz"
+
+
+def _eval_lossless(files: tuple[str, ...], codec_args: tuple[str, ...], baseline: str, out_dir: Path,
+                   limit: int | None, single_files: int) -> None:
+    from tqdm import tqdm
+
+    from codec.evaluation.lossless import format_report, run_lossless_eval
+    from codec.registry import codecs as all_codecs, get_codec
+
+    names = list(codec_args) or [c.name for c in all_codecs() if c.kind == "lossless"]
+    for name in names:
+        if get_codec(name).kind != "lossless":
+            raise _Fail(f"{name} is not a lossless codec")
+    if baseline == "jpeg,webp,avif,jxl,jpeg2000,vvc,bpg":  # the lossy default: use the lossless set
+        baseline = LOSSLESS_BASELINES
+    bases = [] if baseline.strip() in ("", "none") else [b.strip() for b in baseline.split(",") if b.strip()]
+    for f in files:
+        if not Path(f).is_file():
+            raise _Fail(f"{f}: no such file")
+        bar = tqdm(total=1, unit="img", desc=Path(f).name, dynamic_ncols=True, disable=None)
+
+        def progress(what: str, done: int, total: int) -> None:
+            bar.total = total
+            bar.n = done
+            bar.set_postfix_str(what)
+            bar.refresh()
+
+        report = run_lossless_eval(Path(f), names, bases, out_dir, limit, single_files, progress)
+        bar.close()
+        click.echo(format_report(report))
 
 
 @main.command()

@@ -22,6 +22,9 @@ FORMAT_VERSION = 1
 #: wire ids of the codecs; never reuse or renumber an id
 CODEC_IDS: dict[str, int] = {
     "hyperprior": 1,
+    "pc-mnist": 2,
+    "pc-fashion-mnist": 3,
+    "overfit": 4,
 }
 
 #: limits checked before anything is allocated

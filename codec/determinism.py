@@ -24,3 +24,12 @@ def fixed_threads(n: int = DECODE_THREADS) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def fixed_blas_threads(n: int = DECODE_THREADS) -> Iterator[None]:
+    """Run numpy's BLAS with exactly ``n`` threads (matrix products split the same way)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=n, user_api="blas"):
+        yield

@@ -112,3 +112,47 @@ def output_suffix(path: str | Path | None) -> str:
     if suffix not in PNM_SUFFIXES | {".png"}:
         raise UnsupportedImageError(f"{path}: output must be .png, .ppm, .pgm or .pnm")
     return suffix
+
+
+# -- idx image sets (the MNIST layout: big-endian magic 0x00000803, count, rows, cols, pixels) --
+IDX_MAGIC = b"\x00\x00\x08\x03"
+IDX_SUFFIXES = (".idx", ".idx3", "-ubyte", ".idx.gz", ".idx3.gz", "-ubyte.gz")
+
+
+def is_idx_name(path: str | Path) -> bool:
+    return str(path).lower().endswith(IDX_SUFFIXES)
+
+
+def looks_like_idx(data: bytes) -> bool:
+    """True for the bytes of an idx3 file, raw or gzip-compressed."""
+    return data[:4] == IDX_MAGIC or data[:2] == b"\x1f\x8b"
+
+
+def decode_idx(data: bytes, name: str = "<input>") -> np.ndarray:
+    """An idx3 file's images as (N, rows, cols) uint8; gzip input is unpacked first."""
+    import gzip
+    import struct
+    import zlib
+
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error):
+            raise UnsupportedImageError(f"{name}: corrupt gzip data") from None
+    if len(data) < 16 or data[:4] != IDX_MAGIC:
+        raise UnsupportedImageError(f"{name}: not an idx3 image file (8-bit, 3 dimensions)")
+    n, rows, cols = struct.unpack(">III", data[4:16])
+    if len(data) != 16 + n * rows * cols:
+        raise UnsupportedImageError(f"{name}: idx3 file holds {len(data) - 16} pixel bytes, its header says "
+                                    f"{n}x{rows}x{cols}")
+    return np.frombuffer(data, dtype=np.uint8, offset=16).reshape(n, rows, cols).copy()
+
+
+def encode_idx(images: np.ndarray, gz: bool = False) -> bytes:
+    """(N, rows, cols[, 1]) uint8 as an idx3 file (gzip-compressed when ``gz``)."""
+    import gzip
+    import struct
+
+    a = images[..., 0] if images.ndim == 4 else images
+    raw = IDX_MAGIC + struct.pack(">III", *a.shape) + np.ascontiguousarray(a, dtype=np.uint8).tobytes()
+    return gzip.compress(raw, mtime=0) if gz else raw

@@ -19,7 +19,7 @@ from .errors import CodecError
 class CodecSpec:
     name: str
     wire_id: int
-    kind: str  # "image" today; "lossless" and "video" share the container
+    kind: str  # "image" (lossy), "lossless" (exact, fixed-size images or image sets); "video" later
     qualities: tuple[int, ...]
     default_quality: int
     target: str  # "module:attr" of a factory taking no arguments
@@ -70,4 +70,22 @@ register_codec(CodecSpec(
     qualities=(1, 2, 3, 4, 5, 6), default_quality=3,
     target="codec.hyperprior.coding:load_default",
     summary="mean-scale hyperprior (Minnen et al. 2018), 6 qualities from one gain-modulated model",
+))
+register_codec(CodecSpec(
+    name="pc-mnist", wire_id=CODEC_IDS["pc-mnist"], kind="lossless",
+    qualities=(0,), default_quality=0,
+    target="codec.pc.coding:load_mnist",
+    summary="lossless 28x28 grayscale, hidden Chow-Liu tree trained on MNIST (Liu et al. 2022)",
+))
+register_codec(CodecSpec(
+    name="pc-fashion-mnist", wire_id=CODEC_IDS["pc-fashion-mnist"], kind="lossless",
+    qualities=(0,), default_quality=0,
+    target="codec.pc.coding:load_fashion_mnist",
+    summary="lossless 28x28 grayscale, hidden Chow-Liu tree trained on Fashion-MNIST (Liu et al. 2022)",
+))
+register_codec(CodecSpec(
+    name="overfit", wire_id=CODEC_IDS["overfit"], kind="image",
+    qualities=(1, 2, 3, 4, 5, 6), default_quality=3,
+    target="codec.overfit.coding:load_default",
+    summary="per-image overfitted latents + ARM + synthesis (Cool-chic/C3 style); slow to encode, no weights",
 ))

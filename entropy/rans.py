@@ -98,12 +98,8 @@ def _order(t: np.ndarray) -> np.ndarray:
     return np.argsort(t, kind="stable")
 
 
-def encode(values: np.ndarray, table_ids: np.ndarray, tables: TableSet) -> bytes:
-    """Code ``values[i]`` with table ``table_ids[i]``; returns the compressed bytes."""
-    v, t = _check(values, table_ids, tables)
-    if v.size == 0:
-        return b""
-    coder = _constriction().stream.stack.AnsCoder()
+def _push_group(coder: Any, v: np.ndarray, t: np.ndarray, tables: TableSet) -> None:
+    """Push one group (checked values and ids) so that it pops as described in the module doc."""
     order = _order(t)
     v, t = v[order], t[order]
     idx = v - tables.offsets[t]
@@ -134,25 +130,10 @@ def encode(values: np.ndarray, table_ids: np.ndarray, tables: TableSet) -> bytes
         a, b = bounds[table], bounds[table + 1]
         if b > a:
             coder.encode_reverse(symbols[a:b], models[table])
-    # may be empty: a few near-certain symbols fit in the coder's initial state
-    return coder.get_compressed().astype("<u4").tobytes()
 
 
-def decode(data: bytes, table_ids: np.ndarray, tables: TableSet) -> np.ndarray:
-    """Inverse of :func:`encode`: the values, shaped like ``table_ids``, as int32.
-
-    Raises :class:`RansError` when the stream does not decode to exactly what it holds.
-    """
-    shape = np.asarray(table_ids).shape
-    t = _check_ids(table_ids, tables)
-    if t.size == 0:
-        if data:
-            raise RansError("stream has data but no symbols are expected")
-        return np.zeros(shape, dtype=np.int32)
-    if len(data) % 4:
-        raise RansError("stream length is not a whole number of 32-bit words")
-    words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
-    coder = _constriction().stream.stack.AnsCoder(words)
+def _pop_group(coder: Any, t: np.ndarray, tables: TableSet) -> np.ndarray:
+    """Inverse of :func:`_push_group` for checked ids; values in the ids' order, int64."""
     order = _order(t)
     ts = t[order]
     models = _models(tables)
@@ -188,13 +169,86 @@ def decode(data: bytes, table_ids: np.ndarray, tables: TableSet) -> np.ndarray:
         raise
     except Exception as exc:  # constriction reports malformed data as ValueError/Rust panics
         raise RansError(f"corrupt entropy-coded stream ({exc.__class__.__name__})") from None
-    if not coder.is_empty():
-        raise RansError("stream holds more data than the symbols it should contain")
     if values.size and (values.min() < INT32_MIN or values.max() > INT32_MAX):
         raise RansError("corrupt stream: decoded value outside int32")
-    out = np.empty(t.size, dtype=np.int32)
-    out[order] = values.astype(np.int32)
-    return out.reshape(shape)
+    out = np.empty(t.size, dtype=np.int64)
+    out[order] = values
+    return out
+
+
+def encode(values: np.ndarray, table_ids: np.ndarray, tables: TableSet) -> bytes:
+    """Code ``values[i]`` with table ``table_ids[i]``; returns the compressed bytes."""
+    v, t = _check(values, table_ids, tables)
+    if v.size == 0:
+        return b""
+    coder = _constriction().stream.stack.AnsCoder()
+    _push_group(coder, v, t, tables)
+    # may be empty: a few near-certain symbols fit in the coder's initial state
+    return coder.get_compressed().astype("<u4").tobytes()
+
+
+def decode(data: bytes, table_ids: np.ndarray, tables: TableSet) -> np.ndarray:
+    """Inverse of :func:`encode`: the values, shaped like ``table_ids``, as int32.
+
+    Raises :class:`RansError` when the stream does not decode to exactly what it holds.
+    """
+    shape = np.asarray(table_ids).shape
+    t = _check_ids(table_ids, tables)
+    if t.size == 0:
+        if data:
+            raise RansError("stream has data but no symbols are expected")
+        return np.zeros(shape, dtype=np.int32)
+    coder = _coder_for(data)
+    values = _pop_group(coder, t, tables)
+    if not coder.is_empty():
+        raise RansError("stream holds more data than the symbols it should contain")
+    return values.astype(np.int32).reshape(shape)
+
+
+def _coder_for(data: bytes) -> Any:
+    if len(data) % 4:
+        raise RansError("stream length is not a whole number of 32-bit words")
+    return _constriction().stream.stack.AnsCoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
+
+
+class GroupEncoder:
+    """One stream of several groups of table-coded values, for coders that decode in steps
+    (a group's tables depend on the groups before it, as in autoregressive latents).
+
+    Each group is laid out exactly as a whole :func:`encode` stream is. Groups are pushed in
+    the reverse of the order the decoder pops them.
+    """
+
+    def __init__(self, tables: TableSet):
+        self.tables = tables
+        self._coder = _constriction().stream.stack.AnsCoder()
+
+    def push_reverse(self, values: np.ndarray, table_ids: np.ndarray) -> None:
+        v, t = _check(values, table_ids, self.tables)
+        if v.size:
+            _push_group(self._coder, v, t, self.tables)
+
+    def finish(self) -> bytes:
+        return self._coder.get_compressed().astype("<u4").tobytes()
+
+
+class GroupDecoder:
+    """Inverse of :class:`GroupEncoder`."""
+
+    def __init__(self, data: bytes, tables: TableSet):
+        self.tables = tables
+        self._coder = _coder_for(data)
+
+    def pop(self, table_ids: np.ndarray) -> np.ndarray:
+        """The next group's values (int64), in the order of ``table_ids``."""
+        t = _check_ids(table_ids, self.tables)
+        if t.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        return _pop_group(self._coder, t, self.tables)
+
+    def finish(self) -> None:
+        if not self._coder.is_empty():
+            raise RansError("stream holds more data than the symbols it should contain")
 
 
 class RowEncoder:
@@ -231,10 +285,8 @@ class RowDecoder:
     """Inverse of :class:`RowEncoder`: pops groups in the order they were meant to be read."""
 
     def __init__(self, data: bytes, precision: int):
-        if len(data) % 4:
-            raise RansError("stream length is not a whole number of 32-bit words")
         self.precision = precision
-        self._coder = _constriction().stream.stack.AnsCoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
+        self._coder = _coder_for(data)
         self._model = _constriction().stream.model.Categorical(perfect=False)
 
     def pop(self, freqs: np.ndarray) -> np.ndarray:

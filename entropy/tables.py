@@ -174,3 +174,31 @@ def gaussian_tables(scales: np.ndarray, tail_mass: float = 1e-9,
         tables.append(pmf_to_freqs(np.append(pmf, escape), precision))
         offsets.append(-radius)
     return TableSet.from_tables(tables, offsets, precision)
+
+
+def laplace_tables(scales: np.ndarray, shifts: int, tail_mass: float = 1e-9,
+                   precision: int = PRECISION) -> TableSet:
+    """Discretised Laplace distributions over the integers, for integer values with a
+    fractional mean: table ``s * shifts + f`` is the Laplace of scale ``scales[s]`` centred at
+    ``f / shifts`` (``0 <= f < shifts``), coding ``value - floor(mean)``.
+
+    The support spans the values whose two-sided tail is above ``tail_mass``; everything
+    further out is escaped.
+    """
+    tables, offsets = [], []
+    max_radius = ((1 << precision) // 2 - 4) // 2
+    for b in np.asarray(scales, dtype=np.float64):
+        radius = min(max_radius, max(1, int(math.ceil(float(b) * math.log(1.0 / tail_mass)))))
+        for f in range(shifts):
+            mu = f / shifts
+            k = np.arange(-radius, radius + 2, dtype=np.float64)
+
+            def cdf(x: np.ndarray) -> np.ndarray:
+                z = (x - mu) / float(b)
+                return np.where(z < 0, 0.5 * np.exp(np.minimum(z, 0.0)), 1.0 - 0.5 * np.exp(-np.maximum(z, 0.0)))
+
+            pmf = cdf(k + 0.5) - cdf(k - 0.5)
+            escape = max(0.0, 1.0 - float(pmf.sum()))
+            tables.append(pmf_to_freqs(np.append(pmf, escape), precision))
+            offsets.append(-radius)
+    return TableSet.from_tables(tables, offsets, precision)

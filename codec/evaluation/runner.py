@@ -11,7 +11,6 @@ from __future__ import annotations
 import glob
 import json
 import math
-import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path

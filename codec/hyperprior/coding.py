@@ -22,9 +22,10 @@ import torch
 import entropy
 
 from ..determinism import fixed_threads
-from ..errors import CodecError, CorruptStreamError, WeightsError
+from ..errors import CodecError, CorruptStreamError
 from .model import MeanScaleHyperprior
-from .weights import MODEL_IDS, CodingTables, InstalledWeights, installed_weights, load_model_file
+from ..weightfiles import InstalledWeights, pick_weights
+from .weights import MODEL_IDS, CodingTables, installed_weights, load_model_file
 
 #: tiles are TILE x TILE latents (1024 x 1024 pixels); the synthesis of a tile sees Y_HALO
 #: latents of its neighbours and the hyper-synthesis Z_HALO hyper-latents, so tiles leave no
@@ -246,18 +247,7 @@ def _to_int32(t: torch.Tensor) -> np.ndarray:
 
 
 def _pick_weights(short_hash: bytes | None) -> InstalledWeights:
-    found = installed_weights()
-    if not found:
-        raise WeightsError("no hyperprior weights are installed")
-    if short_hash is None:
-        # the most trained of the installed files codes new images
-        return max(found, key=lambda w: (int(w.manifest.get("steps", 0)), w.sha256))
-    for w in found:
-        if w.short_hash == short_hash:
-            return w
-    raise WeightsError(
-        f"stream was made with hyperprior weights {short_hash.hex()}, which are not installed "
-        f"(installed: {', '.join(w.sha256[:16] for w in found)}; add a folder with LCODEC_WEIGHTS)")
+    return pick_weights(installed_weights(), short_hash, "hyperprior")
 
 
 @functools.lru_cache(maxsize=4)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import warnings
 
@@ -101,7 +101,7 @@ class MeanScaleHyperprior(nn.Module):
     def __init__(self, config: HyperpriorConfig = HyperpriorConfig()):
         super().__init__()
         self.config = config
-        N, M, Q = config.N, config.M, config.qualities
+        N, M = config.N, config.M
         self.g_a = nn.Sequential(
             _conv(3, N), GDN(N), _conv(N, N), GDN(N), _conv(N, N), GDN(N), _conv(N, M)
         )

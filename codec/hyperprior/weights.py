@@ -8,9 +8,7 @@ the tables from the stored float weights gives the stored integers.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,8 @@ import torch
 from entropy import TableSet, gaussian_scale_table, gaussian_tables, pmf_to_freqs
 
 from ..errors import WeightsError
+from ..weightfiles import InstalledWeights, read_weights, write_weights
+from ..weightfiles import installed_weights as _installed
 from .model import HyperpriorConfig, MeanScaleHyperprior
 
 WEIGHTS_DIR = Path(__file__).with_name("weights")
@@ -37,14 +37,6 @@ class CodingTables:
     z: TableSet  # one table per hyper-latent channel
     y: TableSet  # one table per Gaussian scale level
     scales: np.ndarray  # float32 upper edges of the scale levels
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @torch.no_grad()
@@ -100,8 +92,6 @@ def _tables_from_tensors(d: dict[str, torch.Tensor], precision: int) -> CodingTa
 
 def export_weights(model: MeanScaleHyperprior, path: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     """Write ``path`` (.safetensors) and ``path.with_suffix('.json')``; returns the manifest."""
-    from safetensors.torch import save_file
-
     from entropy import PRECISION
 
     model = model.eval()
@@ -112,33 +102,17 @@ def export_weights(model: MeanScaleHyperprior, path: Path, manifest: dict[str, A
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     tensors = {f"model.{k}": v for k, v in state.items()}
     tensors.update(_tables_to_tensors(build_tables(model)))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    save_file(tensors, str(tmp), metadata={"config": model.config.to_json(), "precision": str(PRECISION)})
-    os.replace(tmp, path)
-    digest = sha256_file(path)
-    full = {"file": path.name, "sha256": digest, "config": json.loads(model.config.to_json()), **manifest}
-    path.with_suffix(".json").write_text(json.dumps(full, indent=2, sort_keys=True) + "\n")
-    return full
+    return write_weights(tensors, {"config": model.config.to_json(), "precision": str(PRECISION)}, path,
+                         {"config": json.loads(model.config.to_json()), **manifest})
 
 
 def load_model_file(path: Path, expected_sha256: str | None = None) -> tuple[MeanScaleHyperprior, CodingTables]:
     """Load a weights file; verify its SHA-256 first when one is expected."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load
-
+    tensors, meta = read_weights(path, expected_sha256)
     try:
-        blob = Path(path).read_bytes()
-    except OSError as exc:
-        raise WeightsError(f"cannot read weights {path}: {exc.strerror}") from None
-    if expected_sha256 is not None and hashlib.sha256(blob).hexdigest() != expected_sha256:
-        raise WeightsError(f"weights file {path} fails its SHA-256 check (tampered or truncated)")
-    try:
-        tensors = load(blob)
-        meta = _read_metadata(blob)
         config = HyperpriorConfig.from_json(meta["config"])
         precision = int(meta["precision"])
-    except (SafetensorError, KeyError, ValueError, TypeError) as exc:
+    except (KeyError, ValueError, TypeError) as exc:
         raise WeightsError(f"weights file {path} is not a valid lcodec weights file ({exc})") from None
     model = MeanScaleHyperprior(config)
     state = {k[len("model."):]: v.float() if v.is_floating_point() else v
@@ -151,48 +125,5 @@ def load_model_file(path: Path, expected_sha256: str | None = None) -> tuple[Mea
     return model.eval(), tables
 
 
-def _read_metadata(blob: bytes) -> dict[str, str]:
-    n = int.from_bytes(blob[:8], "little")
-    if n <= 0 or n > len(blob) - 8:
-        raise ValueError("bad safetensors header")
-    header = json.loads(blob[8:8 + n])
-    meta = header.get("__metadata__") or {}
-    if not isinstance(meta, dict):
-        raise ValueError("bad metadata")
-    return meta
-
-
-@dataclass(frozen=True)
-class InstalledWeights:
-    path: Path
-    manifest: dict[str, Any]
-
-    @property
-    def sha256(self) -> str:
-        return str(self.manifest["sha256"])
-
-    @property
-    def short_hash(self) -> bytes:
-        return bytes.fromhex(self.sha256[:16])
-
-
-def weights_dirs() -> list[Path]:
-    """Where weights are looked up: ``$LCODEC_WEIGHTS`` (os.pathsep-separated) then the package."""
-    extra = [Path(p) for p in os.environ.get("LCODEC_WEIGHTS", "").split(os.pathsep) if p]
-    return extra + [WEIGHTS_DIR]
-
-
 def installed_weights() -> list[InstalledWeights]:
-    found = []
-    for d in weights_dirs():
-        if not d.is_dir():
-            continue
-        for manifest_path in sorted(d.glob("hyperprior*.json")):
-            try:
-                manifest = json.loads(manifest_path.read_text())
-                path = manifest_path.with_name(manifest["file"])
-                manifest["sha256"]
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
-            found.append(InstalledWeights(path, manifest))
-    return found
+    return _installed(WEIGHTS_DIR, "hyperprior*.json")

@@ -13,21 +13,29 @@ messages along the same path: O(depth * K^2) per pixel instead of a full pass ov
 circuit, for a whole batch of images at once. :func:`naive_conditionals` is the full-pass
 scheme, kept to measure the difference.
 
-Determinism: every message is float64, computed with elementwise operations and
-reductions over ``K`` in a fixed order, with torch pinned to one thread; encoder and decoder
-run the same operations on the same batch shapes, so their probabilities, and hence the
-integer tables from :func:`entropy.pmf_rows_to_freqs`, agree bit for bit.
+Determinism: every message is float64 numpy, computed with element-wise operations and
+small matrix products through BLAS pinned to one thread (:func:`fixed_blas_threads`);
+encoder and decoder run the same operations on the same chunk shapes, so their
+probabilities, and hence the integer tables from :func:`entropy.pmf_rows_to_freqs`, agree
+bit for bit. ``tests/codec/test_pc.py`` also checks that an image's tables do not depend on
+the batch it is coded in.
 """
 
 from __future__ import annotations
+
+import struct
+from collections.abc import Callable
 
 import numpy as np
 import torch
 
 import entropy
 
-from ..determinism import fixed_threads
+from ..determinism import fixed_blas_threads
+from ..errors import CodecError, CorruptStreamError, UnsupportedImageError
+from ..weightfiles import InstalledWeights, pick_weights
 from .model import HCLT, VALUES
+from .weights import MODEL_IDS, installed_weights, load_cached
 
 PRECISION = 16
 #: images per rANS stream (the encoder keeps every table of a chunk until it is coded)
@@ -35,53 +43,75 @@ CHUNK = 256
 
 
 class _PathState:
-    """Messages of a batch of partially observed images, updated one pixel at a time."""
+    """Messages of a batch of partially observed images, updated one pixel at a time.
+
+    Messages live in the linear domain, each row normalised to sum 1 (so nothing under- or
+    overflows: every edge and leaf probability is bounded away from zero by the training
+    pseudo-count). Per node ``u``: ``leaf[u]`` is ``p(x_u | h_u)`` at the observed value (1
+    while unobserved), ``prod[u]`` the normalised product of the children's messages, and
+    ``up[u]`` the normalised message to the parent, ``up[u](h_p) ∝ sum_h edges[u, h_p, h]
+    leaf[u](h) prod[u](h)``. Everything is float64 numpy with element-wise operations and
+    row reductions over ``K``, which do not depend on the batch size.
+    """
 
     def __init__(self, model: HCLT, batch: int):
         self.parent = model.tree.parent
-        self.paths = [model.tree.path_to_root(v) for v in range(model.tree.size)]
-        self.log_prior = torch.log(model.prior.detach().double())
-        self.log_edges = torch.log(model.edges.detach().double())  # [v, h_parent, h_v]
-        self.log_leaves = torch.log(model.leaves.detach().double())  # [v, h_v, x]
-        self.leaves = torch.exp(self.log_leaves)
+        self.paths = [np.asarray(model.tree.path_to_root(v)[::-1], dtype=np.int64) for v in range(model.tree.size)]
+        self.prior = model.prior.detach().double().numpy()
+        self.edges = model.edges.detach().double().numpy()  # [u, h_parent, h_u]
+        self.edges_t = np.ascontiguousarray(self.edges.transpose(0, 2, 1))  # [u, h_u, h_parent]
+        self.leaves = model.leaves.detach().double().numpy()  # [u, h_u, x]
+        self.leaves_t = np.ascontiguousarray(self.leaves.transpose(0, 2, 1))  # [u, x, h_u]
         d, k = model.tree.size, model.hidden
-        self.lam = torch.zeros(batch, d, k, dtype=torch.float64)  # observed leaf factor (log)
-        self.acc = torch.zeros(batch, d, k, dtype=torch.float64)  # sum of the children's messages (log)
-        self.up = torch.zeros(batch, d, k, dtype=torch.float64)  # message to the parent (log), over h_parent
+        self.leaf = np.ones((d, batch, k))
+        self.prod = np.full((d, batch, k), 1.0 / k)
+        self.up = np.full((d, batch, k), 1.0 / k)
 
-    def conditionals(self, v: int) -> torch.Tensor:
+    @staticmethod
+    def _mix(a: np.ndarray, m: np.ndarray) -> np.ndarray:
+        """Row-normalised ``a @ m`` for a (B, K) and m (K, N)."""
+        out = a @ m
+        return out / out.sum(axis=1, keepdims=True)
+
+    def conditionals(self, v: int) -> np.ndarray:
         """p(x_v = value | evidence) for every value, shape (batch, 256)."""
-        path = self.paths[v][::-1]  # root ... v
-        out = self.log_prior[None, :].expand(self.lam.shape[0], -1)
+        path = self.paths[v]  # root ... v
+        out = np.broadcast_to(self.prior, self.leaf.shape[1:])
         for p, c in zip(path[:-1], path[1:]):
-            a = out + self.lam[:, p] + self.acc[:, p] - self.up[:, c]
-            out = torch.logsumexp(a[:, :, None] + self.log_edges[c][None], dim=1)
-        w = out + self.acc[:, v]
-        w = torch.exp(w - w.max(dim=1, keepdim=True).values)
-        pmf = (w[:, :, None] * self.leaves[v][None]).sum(dim=1)
-        return pmf / pmf.sum(dim=1, keepdim=True)
+            # belief at the parent without the child's own subtree, sent down the edge
+            out = self._mix(out * self.leaf[p] * self.prod[p] / self.up[c], self.edges[c])
+        w = out * self.prod[v]
+        return self._mix(w / w.sum(axis=1, keepdims=True), self.leaves[v])
 
-    def observe(self, v: int, values: torch.Tensor) -> None:
-        self.lam[:, v] = self.log_leaves[v][:, values].T
+    def observe(self, v: int, values: np.ndarray) -> None:
+        self.leaf[v] = self.leaves_t[v][values]
         u = v
         while self.parent[u] >= 0:
             p = int(self.parent[u])
-            new = torch.logsumexp(self.log_edges[u][None] + (self.lam[:, u] + self.acc[:, u])[:, None, :], dim=2)
-            self.acc[:, p] += new - self.up[:, u]
-            self.up[:, u] = new
+            new = self._mix(self.leaf[u] * self.prod[u], self.edges_t[u])
+            prod = self.prod[p] * new / self.up[u]
+            self.prod[p] = prod / prod.sum(axis=1, keepdims=True)
+            self.up[u] = new
             u = p
 
 
-def encode_chunk(model: HCLT, images: np.ndarray) -> bytes:
-    """One rANS stream for a batch of images (B x D uint8), pixels in raster order."""
+def encode_chunk(model: HCLT, images: np.ndarray, bits: np.ndarray | None = None) -> bytes:
+    """One rANS stream for a batch of images (B x D uint8), pixels in raster order.
+
+    ``bits``, if given (float64, length B), receives each image's information content under
+    the integer tables, ``-sum log2(freq / 2^16)``: its share of the stream's size.
+    """
     b, d = images.shape
-    x = torch.from_numpy(images.astype(np.int64))
+    x = images.astype(np.int64)
     freqs = np.empty((d, b, VALUES), dtype=np.uint16)  # max frequency 2**16 - 255 fits
-    with fixed_threads(), torch.no_grad():
+    with fixed_blas_threads():
         state = _PathState(model, b)
         for v in range(d):
-            freqs[v] = entropy.pmf_rows_to_freqs(state.conditionals(v).numpy(), PRECISION)
+            freqs[v] = entropy.pmf_rows_to_freqs(state.conditionals(v), PRECISION)
             state.observe(v, x[:, v])
+    if bits is not None:
+        chosen = np.take_along_axis(freqs, images.T[:, :, None].astype(np.int64), axis=2)[:, :, 0]
+        bits[:] = (PRECISION - np.log2(chosen.astype(np.float64))).sum(axis=0)
     enc = entropy.RowEncoder(PRECISION)
     for v in range(d - 1, -1, -1):
         enc.push_reverse(images[:, v], freqs[v].astype(np.int32))
@@ -93,13 +123,12 @@ def decode_chunk(model: HCLT, data: bytes, count: int) -> np.ndarray:
     d = model.tree.size
     out = np.empty((count, d), dtype=np.uint8)
     dec = entropy.RowDecoder(data, PRECISION)
-    with fixed_threads(), torch.no_grad():
+    with fixed_blas_threads():
         state = _PathState(model, count)
         for v in range(d):
-            f = entropy.pmf_rows_to_freqs(state.conditionals(v).numpy(), PRECISION)
-            sym = dec.pop(f)
+            sym = dec.pop(entropy.pmf_rows_to_freqs(state.conditionals(v), PRECISION))
             out[:, v] = sym
-            state.observe(v, torch.from_numpy(sym.astype(np.int64)))
+            state.observe(v, sym.astype(np.int64))
     dec.finish()
     return out
 
@@ -121,3 +150,103 @@ def naive_conditionals(model: HCLT, image: np.ndarray, pixels: int | None = None
             rows.append((p / p.sum()).numpy())
             x[:, v] = int(image.reshape(-1)[v])
     return np.stack(rows)
+
+
+#: images per stream at most (a set stream holds up to this many in CHUNK-image sections)
+MAX_IMAGES = 1 << 16
+_PARAMS = struct.Struct("<IH")
+
+
+class PcCodec:
+    """Lossless coding of fixed-size 8-bit grayscale images (one image or a set) with an HCLT.
+
+    Sections: ``[params (u32 image count, u16 chunk size), chunk streams ...]``; chunk ``i``
+    holds images ``i*chunk .. (i+1)*chunk - 1``, each a raster-order rANS stream.
+    """
+
+    qualities = (0,)
+
+    def __init__(self, name: str, model: HCLT, shape: tuple[int, int], weights: InstalledWeights):
+        self.name = name
+        self.model = model
+        self.shape = shape
+        self.weights = weights
+        self.model_id = MODEL_IDS["hclt"]
+        self.weights_hash = weights.short_hash
+
+    def check_images(self, images: np.ndarray) -> np.ndarray:
+        """(N, H*W) uint8 from an HxW, HxWx1, NxHxW or NxHxWx1 uint8 array of this codec's size."""
+        h, w = self.shape
+        a = np.asarray(images)
+        if a.ndim >= 3 and a.shape[-1] == 1:
+            a = a[..., 0]
+        if a.dtype != np.uint8 or a.ndim not in (2, 3) or a.shape[-2:] != (h, w):
+            got = "x".join(str(s) for s in np.asarray(images).shape)
+            raise UnsupportedImageError(f"{self.name} codes {w}x{h} 8-bit grayscale images, not an array of "
+                                        f"shape {got} ({np.asarray(images).dtype})")
+        a = a.reshape(-1, h * w)
+        if not 1 <= a.shape[0] <= MAX_IMAGES:
+            raise UnsupportedImageError(f"{self.name} codes 1..{MAX_IMAGES} images per stream, not {a.shape[0]}")
+        return np.ascontiguousarray(a)
+
+    def encode_images(self, images: np.ndarray, progress: Callable[[int], None] | None = None,
+                      bits: np.ndarray | None = None) -> list[bytes]:
+        """Sections of a stream; ``bits`` (length N) receives each image's share in bits."""
+        flat = self.check_images(images)
+        sections = [_PARAMS.pack(flat.shape[0], CHUNK)]
+        for i in range(0, flat.shape[0], CHUNK):
+            sections.append(encode_chunk(self.model, flat[i:i + CHUNK], None if bits is None else bits[i:i + CHUNK]))
+            if progress:
+                progress(min(CHUNK, flat.shape[0] - i))
+        return sections
+
+    def decode_images(self, sections: tuple[bytes, ...], width: int, height: int,
+                      progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """(N, H, W, 1) uint8."""
+        if (height, width) != self.shape:
+            raise CorruptStreamError(f"stream declares {width}x{height}; {self.name} codes {self.shape[1]}x{self.shape[0]}")
+        if not sections or len(sections[0]) != _PARAMS.size:
+            raise CorruptStreamError(f"{self.name} stream has no valid parameter section")
+        count, chunk = _PARAMS.unpack(sections[0])
+        if not 1 <= count <= MAX_IMAGES or chunk != CHUNK:
+            raise CorruptStreamError(f"{self.name} stream declares {count} images in chunks of {chunk}")
+        if len(sections) != 1 + -(-count // chunk):
+            raise CorruptStreamError(f"{self.name} stream has {len(sections)} sections for {count} images")
+        out = np.empty((count, height * width), dtype=np.uint8)
+        for j, data in enumerate(sections[1:]):
+            n = min(chunk, count - j * chunk)
+            try:
+                out[j * chunk:j * chunk + n] = decode_chunk(self.model, data, n)
+            except entropy.RansError as exc:
+                raise CorruptStreamError(f"{self.name} chunk {j}: {exc}") from None
+            if progress:
+                progress(n)
+        return out.reshape(count, height, width, 1)
+
+
+class PcFactory:
+    """What the registry hands out for ``pc-mnist`` and ``pc-fashion-mnist``."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def _load(self, short_hash: bytes | None) -> PcCodec:
+        w = pick_weights(installed_weights(self.name), short_hash, self.name)
+        model, shape = load_cached(str(w.path), w.sha256)
+        return PcCodec(self.name, model, shape, w)
+
+    def for_encoding(self) -> PcCodec:
+        return self._load(None)
+
+    def for_stream(self, model_id: int, short_hash: bytes) -> PcCodec:
+        if model_id not in MODEL_IDS.values():
+            raise CodecError(f"stream uses {self.name} model id {model_id}, unknown to this lcodec")
+        return self._load(short_hash)
+
+
+def load_mnist() -> PcFactory:
+    return PcFactory("pc-mnist")
+
+
+def load_fashion_mnist() -> PcFactory:
+    return PcFactory("pc-fashion-mnist")

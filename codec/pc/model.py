@@ -161,6 +161,11 @@ class HCLT(torch.nn.Module):
         self.leaves = torch.nn.Parameter(rand_dist(d, k, VALUES))  # leaves[v, h_v, x_v]
         self._levels = [torch.from_numpy(l) for l in tree.levels()]
         self._parent = torch.from_numpy(tree.parent)
+        # for each level below the root: the position of every node's parent within the level above
+        position = np.empty(tree.size, dtype=np.int64)
+        for nodes in tree.levels():
+            position[nodes] = np.arange(nodes.size)
+        self._parent_pos = [None] + [torch.from_numpy(position[tree.parent[l]]) for l in tree.levels()[1:]]
 
     @property
     def parameter_count(self) -> int:
@@ -170,23 +175,23 @@ class HCLT(torch.nn.Module):
     def log_likelihood(self, x: torch.Tensor, observed: torch.Tensor | None = None) -> torch.Tensor:
         """log p(x) per row of ``x`` (B x D, int64); where ``observed`` is False a pixel is
         summed out (its table contributes 1)."""
-        b = x.shape[0]
         log_leaves = torch.log(self.leaves)  # (D, K, V)
         d_idx = torch.arange(self.tree.size)
         lam = log_leaves.permute(0, 2, 1)[d_idx[None, :], x]  # (B, D, K)
         if observed is not None:
             lam = lam * observed[:, :, None].to(lam.dtype)
-        acc = torch.zeros(b, self.tree.size, self.hidden, dtype=lam.dtype)
-        log_edges = torch.log(self.edges)
-        for nodes in reversed(self._levels[1:]):
-            ell = lam[:, nodes] + acc[:, nodes]  # (B, n, K)
+        msg = None  # messages of the level below, to their parents
+        for level in range(len(self._levels) - 1, -1, -1):
+            nodes = self._levels[level]
+            ell = lam[:, nodes]  # (B, n, K)
+            if msg is not None:
+                ell = ell.index_add(1, self._parent_pos[level + 1], msg)
+            if level == 0:
+                break
             m = ell.max(dim=2, keepdim=True).values
             # message to the parent: log sum_h edges[v, hp, h] * exp(ell[h])
-            msg = torch.log(torch.einsum("bnk,njk->bnj", torch.exp(ell - m), torch.exp(log_edges[nodes]))) + m
-            acc = acc.index_add(1, self._parent[nodes], msg)
-        root = self.tree.root
-        ell = lam[:, root] + acc[:, root]
-        return torch.logsumexp(ell + torch.log(self.prior)[None, :], dim=1)
+            msg = torch.log(torch.einsum("bnk,njk->bnj", torch.exp(ell - m), self.edges[nodes])) + m
+        return torch.logsumexp(ell[:, 0] + torch.log(self.prior)[None, :], dim=1)
 
     def bits_per_dim(self, x: torch.Tensor, batch: int = 1000) -> float:
         with torch.no_grad():

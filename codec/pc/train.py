@@ -9,8 +9,6 @@ Counts get a small Laplace pseudo-count so no probability is ever zero.
 
 from __future__ import annotations
 
-import gzip
-import struct
 import time
 from pathlib import Path
 from typing import Callable
@@ -18,6 +16,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..imageio import decode_idx
 from .model import HCLT, chow_liu_tree, mutual_information
 
 PSEUDOCOUNT = 1e-2
@@ -25,18 +24,7 @@ PSEUDOCOUNT = 1e-2
 
 def read_idx_images(path: Path) -> np.ndarray:
     """Images of an idx3 file (optionally .gz) as (N, rows, cols) uint8."""
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as f:
-        head = f.read(16)
-        if len(head) < 16:
-            raise ValueError(f"{path}: truncated idx header")
-        magic, n, rows, cols = struct.unpack(">IIII", head)
-        if magic != 2051:
-            raise ValueError(f"{path}: not an idx3 image file (magic {magic})")
-        data = f.read(n * rows * cols)
-    if len(data) != n * rows * cols:
-        raise ValueError(f"{path}: truncated idx data")
-    return np.frombuffer(data, dtype=np.uint8).reshape(n, rows, cols)
+    return decode_idx(Path(path).read_bytes(), str(path))
 
 
 def _counts(model: HCLT, x: torch.Tensor) -> tuple[float, list[torch.Tensor]]:
@@ -99,3 +87,50 @@ def train_hclt(train: np.ndarray, hidden: int, minibatch_epochs: int = 3, full_e
         log(f"full-batch EM epoch {epoch}: train {bpd:.4f} bpd"
             + (f", valid {row['valid_bpd']:.4f}" if "valid_bpd" in row else "") + f" ({time.time() - t0:.0f} s)")
     return model, {"history": history, "seconds": time.time() - t0}
+
+
+def save_checkpoint(model: HCLT, path: Path, info: dict) -> None:
+    """Float32 parameters and the tree, for :mod:`codec.pc.weights` to export."""
+    import json
+
+    from safetensors.torch import save_file
+
+    tensors = {"prior": model.prior.detach().contiguous(), "edges": model.edges.detach().contiguous(),
+               "leaves": model.leaves.detach().contiguous(), "parent": torch.from_numpy(model.tree.parent.copy())}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata={"info": json.dumps(info)})
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+    import json
+
+    ap = argparse.ArgumentParser(description="Train an HCLT on an idx image set (MNIST layout).",
+                                 epilog="example: python -m codec.pc.train ../shared/data/mnist "
+                                        "--hidden 16 --out runs/pc/mnist.safetensors")
+    ap.add_argument("data", type=Path, help="folder with train-images-idx3-ubyte.gz (and t10k-… for a test figure)")
+    ap.add_argument("--hidden", type=int, default=16, help="hidden states per tree node (K)")
+    ap.add_argument("--minibatch-epochs", type=int, default=4)
+    ap.add_argument("--full-epochs", type=int, default=8)
+    ap.add_argument("--batch", type=int, default=500)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    train = read_idx_images(args.data / "train-images-idx3-ubyte.gz")
+    model, info = train_hclt(train.reshape(len(train), -1), args.hidden, args.minibatch_epochs, args.full_epochs,
+                             args.batch, log=lambda s: print(s, flush=True))
+    info.update({"data": str(args.data.name), "train_images": int(len(train)), "hidden": args.hidden,
+                 "parameters": model.parameter_count, "minibatch_epochs": args.minibatch_epochs,
+                 "full_epochs": args.full_epochs, "batch": args.batch, "threads": args.threads})
+    test_path = args.data / "t10k-images-idx3-ubyte.gz"
+    if test_path.exists():
+        test = read_idx_images(test_path)
+        info["test_bpd_model"] = model.bits_per_dim(torch.from_numpy(test.reshape(len(test), -1).astype(np.int64)))
+        print(f"test {info['test_bpd_model']:.4f} bpd (model likelihood)", flush=True)
+    save_checkpoint(model, args.out, info)
+    args.out.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

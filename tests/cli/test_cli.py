@@ -1,5 +1,4 @@
 import hashlib
-import os
 import subprocess
 import sys
 from pathlib import Path

@@ -99,3 +99,32 @@ def test_importing_codec_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", "import codec, sys; print('torch' in sys.modules)"],
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_tiny_stream_declaring_a_huge_image_is_refused_before_decoding():
+    import time
+
+    from codec.container import read_container, write_container
+    from codec.hyperprior.coding import TileGrid
+
+    small = codec.compress(np.zeros((8, 8, 3), np.uint8), quality=1)
+    c = read_container(small)
+    w = h = 16384  # 2^28 pixels: 256 tiles, each given the bytes of the real tile stream
+    grid = TileGrid.for_image(w, h)
+    hostile = write_container(
+        type(c.header)(**{**c.header.__dict__, "width": w, "height": h}),
+        [c.sections[0], c.sections[1]] + [c.sections[2]] * (grid.rows * grid.cols))
+    assert len(hostile) < (1 << 28) // 4096  # the decoder allows 4096 pixels per byte
+    t0 = time.perf_counter()
+    with pytest.raises(codec.CorruptStreamError, match="pixels in only"):
+        codec.decompress(hostile)
+    assert time.perf_counter() - t0 < 1.0
+    with pytest.raises(codec.CodecError, match="more than the limit"):
+        codec.decompress(hostile, max_pixels=1 << 20)
+
+
+def test_max_pixels_lets_a_legitimate_stream_through_or_stops_it():
+    data = codec.compress(np.zeros((40, 50, 3), np.uint8), quality=1)
+    assert codec.decompress(data, max_pixels=2000).shape == (40, 50, 3)
+    with pytest.raises(codec.CodecError, match="limit of 1999"):
+        codec.decompress(data, max_pixels=1999)

@@ -96,7 +96,8 @@ def test_stored_tables_are_rebuilt_exactly_from_the_weights(impl):
 
 
 def test_shipped_manifests_are_complete():
-    from codec.hyperprior.weights import WEIGHTS_DIR, sha256_file
+    from codec.hyperprior.weights import WEIGHTS_DIR
+    from codec.weightfiles import sha256_file
 
     manifests = sorted(WEIGHTS_DIR.glob("*.json"))
     assert manifests

@@ -56,11 +56,22 @@ def test_path_scheme_matches_the_full_pass(model, digits):
     img = digits[1][0]
     naive = naive_conditionals(m, img, pixels=30)
     state = _PathState(m, 1)
-    x = torch.from_numpy(img[None].astype(np.int64))
+    x = img[None].astype(np.int64)
     for v in range(30):
-        got = state.conditionals(v).numpy()[0]
-        assert np.allclose(got, naive[v], atol=1e-4)
+        got = state.conditionals(v)[0]
+        assert np.allclose(got, naive[v], atol=1e-6)
         state.observe(v, x[:, v])
+
+
+def test_conditionals_do_not_depend_on_the_batch(model, digits):
+    m = model[0]
+    batch = digits[1][:5].astype(np.int64)
+    together, alone = _PathState(m, 5), _PathState(m, 1)
+    for v in range(m.tree.size):
+        a, b = together.conditionals(v), alone.conditionals(v)
+        assert np.allclose(a[2], b[0], rtol=1e-12, atol=1e-15)
+        together.observe(v, batch[:, v])
+        alone.observe(v, batch[2:3, v])
 
 
 def test_lossless_round_trip_and_rate(model, digits):
@@ -74,3 +85,42 @@ def test_lossless_round_trip_and_rate(model, digits):
     # a single image decodes the same way on its own
     one = encode_chunk(m, test[:1])
     assert np.array_equal(decode_chunk(m, one, 1), test[:1])
+
+
+# -- the registered codecs, with the shipped weights ---------------------------------------
+FASHION = MNIST.parent / "fashion-mnist"
+
+
+@pytest.mark.parametrize("name,folder", [("pc-mnist", MNIST), ("pc-fashion-mnist", FASHION)])
+def test_shipped_codec_round_trips_test_images(name, folder):
+    import codec
+
+    images = read_idx_images(folder / "t10k-images-idx3-ubyte.gz")[:40]
+    one = codec.compress(images[0], codec=name)
+    assert np.array_equal(codec.decompress(one), images[0][:, :, None])
+    enc = codec.compress_image_set(images, codec=name, verify=True)
+    back = codec.decompress(enc.data)
+    assert back.shape == (40, 28, 28, 1) and np.array_equal(back[..., 0], images)
+    assert codec.info(enc.data)["images"] == 40
+    assert enc.bits_per_pixel < 4.5  # a trained model, far below 8 bits per pixel
+
+
+def test_shipped_codec_refuses_other_shapes_and_qualities():
+    import codec
+
+    for bad in (np.zeros((28, 29), np.uint8), np.zeros((28, 28, 3), np.uint8), np.zeros((28, 28), np.float32)):
+        with pytest.raises(codec.UnsupportedImageError, match="28x28 8-bit grayscale"):
+            codec.compress(bad, codec="pc-mnist")
+    with pytest.raises(codec.CodecError, match="no quality levels"):
+        codec.compress(np.zeros((28, 28), np.uint8), codec="pc-mnist", quality=3)
+
+
+def test_shipped_codec_refuses_corrupt_streams():
+    import codec
+    from codec.fuzzing import reseal, set_field
+
+    data = codec.compress_image_set(read_idx_images(MNIST / "t10k-images-idx3-ubyte.gz")[:3], codec="pc-mnist").data
+    for bad in (data[:-5], reseal(set_field(data, "width", 27)), reseal(set_field(data, "quality", 2)),
+                reseal(data[:40] + bytes([data[40] ^ 0xFF]) + data[41:])):
+        with pytest.raises(codec.CodecError):
+            codec.decompress(bad)

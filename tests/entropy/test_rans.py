@@ -101,3 +101,36 @@ def test_categorical_rejects_bad_rows():
         entropy.encode_categorical(np.array([0]), np.array([[1, 2]]), 16)
     with pytest.raises(RansError):
         entropy.encode_categorical(np.array([2]), np.array([[1 << 15, 1 << 15]]), 16)
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=st.data(), tables=table_sets())
+def test_groups_round_trip_in_order(data, tables):
+    groups = []
+    for _ in range(data.draw(st.integers(0, 6))):
+        n = data.draw(st.integers(0, 40))
+        values = np.array(data.draw(st.lists(st.one_of(INT32, st.integers(-50, 50)), min_size=n, max_size=n)),
+                          dtype=np.int64)
+        ids = np.array(data.draw(st.lists(st.integers(0, tables.count - 1), min_size=n, max_size=n)), dtype=np.int64)
+        groups.append((values, ids))
+    enc = entropy.GroupEncoder(tables)
+    for values, ids in reversed(groups):
+        enc.push_reverse(values, ids)
+    blob = enc.finish()
+    dec = entropy.GroupDecoder(blob, tables)
+    for values, ids in groups:
+        assert np.array_equal(dec.pop(ids), values)
+    dec.finish()
+    if len(groups) == 1:  # one group is laid out exactly as a whole encode() stream
+        assert blob == entropy.encode(groups[0][0], groups[0][1], tables)
+
+
+def test_group_decoder_notices_left_over_data():
+    t = TableSet.from_tables([pmf_to_freqs(np.array([0.5, 0.3, 0.2]))], [0])
+    enc = entropy.GroupEncoder(t)
+    enc.push_reverse(np.arange(50) % 3, np.zeros(50, np.int64))
+    enc.push_reverse(np.arange(50) % 2, np.zeros(50, np.int64))
+    dec = entropy.GroupDecoder(enc.finish(), t)
+    assert np.array_equal(dec.pop(np.zeros(50, np.int64)), np.arange(50) % 2)
+    with pytest.raises(RansError):
+        dec.finish()

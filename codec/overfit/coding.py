@@ -1,0 +1,338 @@
+"""Fitting, coding and decoding of the overfitted codec (see :mod:`codec.overfit.model`).
+
+Stream sections (FORMAT.md has the normative layout):
+
+0. parameters: preset id, iterations run, and one Gaussian table id per network tensor;
+1. ARM weights, integers (fixed point, 2^-8), coded with those tables;
+2. synthesis weights, integers (step 2^-SYN_FRAC), likewise;
+3. ... 3 + LEVELS - 1: latent grid ``i``, one stream of wavefront groups
+   (:class:`entropy.GroupEncoder`): the values with ``c + 2r = t`` for t = 0, 1, ..., each
+   coded as ``value - base`` with the Laplace table the integer ARM picks from the values
+   decoded before them.
+
+Exactness: the ARM is integer arithmetic, so tables match bit for bit anywhere. The
+synthesis runs in float32 on the same integer latents and the same dequantised weights on
+both sides, with torch pinned to one thread (:func:`codec.determinism.fixed_threads`); the
+encoder's reconstruction is produced by the decoder's own function.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+import entropy
+
+from ..determinism import fixed_threads
+from ..errors import CodecError, CorruptStreamError, UnsupportedImageError
+from .model import (CONTEXT, LEVELS, MEAN_STEPS, SCALE_LEVELS, SCALE_MAX, SCALE_MIN, WAVE, Arm, FixedPointArm,
+                    Synthesis, context_stack, grid_shapes, laplace_bits, upsample_all)
+
+MODEL_ID = 1
+SYN_FRAC = 7  # synthesis weights are multiples of 2^-7
+#: lambdas of the quality levels (the hyperprior's, so a quality means the same trade-off)
+LAMBDAS = (0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483)
+PRESETS = {"fast": 400, "medium": 1500, "slow": 5000}
+PRESET_IDS = {"fast": 1, "medium": 2, "slow": 3, "custom": 0}
+#: zero-centred Laplace tables for weight integers, by scale
+WEIGHT_SCALES = entropy.gaussian_scale_table(0.5, 2048.0, 40)
+_PARAMS = struct.Struct("<BI")
+TARGET_TRIALS = 6
+#: the largest image this codec takes (fitting memory grows with the image; 4096x4096)
+MAX_PIXELS = 1 << 24
+HEADER_OVERHEAD = 35  # container header and CRC, for the target-rate search
+
+
+def _latent_tables() -> entropy.TableSet:
+    return entropy.laplace_tables(entropy.gaussian_scale_table(SCALE_MIN, SCALE_MAX, SCALE_LEVELS), MEAN_STEPS)
+
+
+_TABLES: dict[str, entropy.TableSet] = {}
+
+
+def tables() -> tuple[entropy.TableSet, entropy.TableSet]:
+    """(latent tables, weight tables), built once from fixed formulas."""
+    if not _TABLES:
+        _TABLES["latent"] = _latent_tables()
+        _TABLES["weights"] = entropy.laplace_tables(WEIGHT_SCALES, 1)
+    return _TABLES["latent"], _TABLES["weights"]
+
+
+# -- wavefronts ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Wavefronts:
+    """Flat positions of one grid, grouped by t = c + WAVE * r; contexts are read from the
+    zero-padded grid (2 rows on top, 2 columns each side), flattened."""
+
+    h: int
+    w: int
+    order: np.ndarray  # positions (r * w + c) sorted by t, then r
+    bounds: np.ndarray  # group t is order[bounds[t]:bounds[t + 1]]
+
+    @classmethod
+    def for_grid(cls, h: int, w: int) -> "Wavefronts":
+        r, c = np.divmod(np.arange(h * w, dtype=np.int64), w)
+        t = c + WAVE * r
+        order = np.lexsort((r, t))
+        bounds = np.searchsorted(t[order], np.arange(int(t.max()) + 2), side="left")
+        return cls(h, w, order, bounds)
+
+    @property
+    def padded_size(self) -> int:
+        return (self.h + 2) * (self.w + 4)
+
+    def padded_index(self, pos: np.ndarray) -> np.ndarray:
+        r, c = np.divmod(pos, self.w)
+        return (r + 2) * (self.w + 4) + c + 2
+
+    def context_index(self, pos: np.ndarray) -> np.ndarray:
+        """(len(pos), len(CONTEXT)) indices of the neighbours in the padded flat grid."""
+        offsets = np.array([dr * (self.w + 4) + dc for dr, dc in CONTEXT], dtype=np.int64)
+        return self.padded_index(pos)[:, None] + offsets[None, :]
+
+
+def code_grid(arm: FixedPointArm, values: np.ndarray, latent_tables: entropy.TableSet) -> bytes:
+    """One grid of integer latents (h, w) -> its wavefront stream."""
+    h, w = values.shape
+    wf = Wavefronts.for_grid(h, w)
+    padded = np.zeros(wf.padded_size, dtype=np.int64)
+    flat = values.astype(np.int64).ravel()
+    padded[wf.padded_index(np.arange(h * w))] = flat
+    base = np.empty(h * w, dtype=np.int64)
+    ids = np.empty(h * w, dtype=np.int64)
+    for a in range(0, h * w, 1 << 18):  # every context is known at the encoder: big batches
+        pos = np.arange(a, min(h * w, a + (1 << 18)))
+        base[pos], ids[pos] = arm(padded[wf.context_index(pos)])
+    enc = entropy.GroupEncoder(latent_tables)
+    for t in range(len(wf.bounds) - 2, -1, -1):
+        pos = wf.order[wf.bounds[t]:wf.bounds[t + 1]]
+        enc.push_reverse(flat[pos] - base[pos], ids[pos])
+    return enc.finish()
+
+
+def decode_grid(arm: FixedPointArm, data: bytes, h: int, w: int, latent_tables: entropy.TableSet) -> np.ndarray:
+    wf = Wavefronts.for_grid(h, w)
+    padded = np.zeros(wf.padded_size, dtype=np.int64)
+    dec = entropy.GroupDecoder(data, latent_tables)
+    for t in range(len(wf.bounds) - 1):
+        pos = wf.order[wf.bounds[t]:wf.bounds[t + 1]]
+        base, ids = arm(padded[wf.context_index(pos)])
+        padded[wf.padded_index(pos)] = dec.pop(ids) + base
+    dec.finish()
+    return padded.reshape(h + 2, w + 4)[2:, 2:-2].copy()
+
+
+# -- network weights as integers ------------------------------------------------------------
+def _weight_table_id(q: np.ndarray) -> int:
+    rms = float(np.sqrt(np.mean(q.astype(np.float64) ** 2))) if q.size else 0.0
+    return int(min(len(WEIGHT_SCALES) - 1, np.searchsorted(WEIGHT_SCALES, max(rms, WEIGHT_SCALES[0]))))
+
+
+def code_integers(arrays: list[np.ndarray], weight_tables: entropy.TableSet) -> tuple[bytes, list[int]]:
+    ids = [_weight_table_id(a) for a in arrays]
+    values = np.concatenate([a.ravel() for a in arrays]).astype(np.int64)
+    table_ids = np.concatenate([np.full(a.size, i, np.int64) for a, i in zip(arrays, ids)])
+    return entropy.encode(values, table_ids, weight_tables), ids
+
+
+def decode_integers(data: bytes, shapes: list[tuple[int, ...]], ids: list[int],
+                    weight_tables: entropy.TableSet) -> list[np.ndarray]:
+    table_ids = np.concatenate([np.full(int(np.prod(s)), i, np.int64) for s, i in zip(shapes, ids)])
+    flat = entropy.decode(data, table_ids, weight_tables).astype(np.int64)
+    out, pos = [], 0
+    for s in shapes:
+        n = int(np.prod(s))
+        out.append(flat[pos:pos + n].reshape(s))
+        pos += n
+    return out
+
+
+ARM_SHAPES = [(16, len(CONTEXT)), (16,), (16, 16), (16,), (2, 16), (2,)]
+
+
+def _synthesis_shapes() -> list[tuple[int, ...]]:
+    return [tuple(p.shape) for p in Synthesis().parameters()]
+
+
+def synthesis_from_integers(arrays: list[np.ndarray]) -> Synthesis:
+    syn = Synthesis()
+    with torch.no_grad():
+        for p, a in zip(syn.parameters(), arrays):
+            p.copy_(torch.from_numpy(a.astype(np.float64) / 2.0**SYN_FRAC).to(p.dtype))
+    return syn.eval()
+
+
+def synthesis_integers(syn: Synthesis) -> list[np.ndarray]:
+    return [np.round(p.detach().double().numpy() * 2.0**SYN_FRAC).astype(np.int64) for p in syn.parameters()]
+
+
+@torch.no_grad()
+def synthesize(syn: Synthesis, grids: list[np.ndarray], height: int, width: int) -> np.ndarray:
+    """The decoder's reconstruction: integer grids -> HxWx3 uint8 (the encoder calls this too)."""
+    with fixed_threads():
+        lat = [torch.from_numpy(g.astype(np.float32))[None, None] for g in grids]
+        x = syn(upsample_all(lat, height, width))
+        img = torch.round(x.clamp(0, 1) * 255.0)[0].permute(1, 2, 0)
+    return img.to(torch.uint8).numpy()
+
+
+# -- encoder --------------------------------------------------------------------------------
+@dataclass
+class FitReport:
+    iterations: int
+    seconds: float
+    bpp_estimate: float
+    psnr: float
+
+
+def fit(image: np.ndarray, lam: float, iterations: int, time_budget: float | None = None, seed: int = 0,
+        progress: Callable[[int, int, float, float], None] | None = None
+        ) -> tuple[list[torch.Tensor], Arm, Synthesis, FitReport]:
+    """Fit latents, ARM and synthesis to one image (HxWx3 uint8). ``progress(i, n, bpp, psnr)``."""
+    torch.manual_seed(seed)
+    h, w = image.shape[:2]
+    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255.0
+    latents = [torch.zeros(1, 1, gh, gw, requires_grad=True) for gh, gw in grid_shapes(h, w)]
+    arm, syn = Arm(), Synthesis()
+    opt = torch.optim.Adam([{"params": latents, "lr": 1e-2},
+                            {"params": list(arm.parameters()) + list(syn.parameters()), "lr": 5e-3}])
+    noise_until = int(0.75 * iterations)
+    t0 = time.perf_counter()
+    bpp = psnr = float("nan")
+    done = 0
+    for it in range(iterations):
+        if time_budget is not None and time.perf_counter() - t0 > time_budget:
+            break
+        frac = it / max(1, iterations - 1)
+        lr_scale = 0.5 * (1 + math.cos(math.pi * frac)) * 0.95 + 0.05
+        opt.param_groups[0]["lr"] = 1e-2 * lr_scale
+        opt.param_groups[1]["lr"] = 5e-3 * lr_scale
+        if it < noise_until:
+            q = [y + torch.empty_like(y).uniform_(-0.5, 0.5) for y in latents]
+        else:
+            q = [y + (torch.round(y) - y).detach() for y in latents]
+        bits = sum(laplace_bits(yq[0, 0], *arm(context_stack(yq)[0])).sum() for yq in q)
+        x_hat = syn(upsample_all(q, h, w))
+        mse = torch.mean((x_hat - x) ** 2)
+        rate = bits / (h * w)
+        loss = lam * 255.0**2 * mse + rate
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        done = it + 1
+        bpp = float(rate.detach())
+        psnr = 10 * math.log10(1.0 / max(float(mse.detach()), 1e-12))
+        if progress and (it % 10 == 0 or it == iterations - 1):
+            progress(done, iterations, bpp, psnr)
+    return latents, arm, syn, FitReport(done, time.perf_counter() - t0, bpp, psnr)
+
+
+class OverfitCodec:
+    name = "overfit"
+    qualities = (0, 1, 2, 3, 4, 5, 6)  # 0: lambda searched for a target rate
+    encode_options = ("preset", "time_budget", "iterations", "target_bpp", "progress")
+    model_id = MODEL_ID
+    weights_hash = b"\0" * 8
+
+    def for_encoding(self) -> "OverfitCodec":
+        return self
+
+    def for_stream(self, model_id: int, short_hash: bytes) -> "OverfitCodec":
+        if model_id != MODEL_ID:
+            raise CodecError(f"stream uses overfit model id {model_id}, unknown to this lcodec")
+        return self
+
+    def encode(self, image: np.ndarray, quality: int, reconstruct: bool = False, preset: str = "fast",
+               time_budget: float | None = None, iterations: int | None = None, target_bpp: float | None = None,
+               progress: Callable[[int, int, float, float], None] | None = None
+               ) -> tuple[list[bytes], np.ndarray | None]:
+        """Fit and code one image. ``time_budget`` is in seconds (for the whole encode).
+
+        With ``target_bpp``, lambda is searched (bisection in log-lambda, at most
+        ``TARGET_TRIALS`` fits) for the largest file that stays at or below the target.
+        """
+        if quality not in self.qualities[1:]:
+            raise CodecError(f"quality must be one of 1..6, not {quality}")
+        if image.shape[0] * image.shape[1] > MAX_PIXELS:
+            raise UnsupportedImageError(f"the overfit codec takes images of at most {MAX_PIXELS} pixels "
+                                        f"(4096x4096), not {image.shape[1]}x{image.shape[0]}")
+        if preset not in PRESETS:
+            raise CodecError(f"unknown preset {preset!r} (fast, medium, slow)")
+        n = iterations if iterations is not None else PRESETS[preset]
+        if n < 1:
+            raise CodecError("iterations must be at least 1")
+        if target_bpp is None:
+            return self._encode_once(image, LAMBDAS[quality - 1], n, time_budget, reconstruct, preset,
+                                     iterations is not None or time_budget is not None, progress)
+        if not 0.01 <= target_bpp <= 8:
+            raise CodecError(f"target bpp must lie in 0.01..8, not {target_bpp}")
+        lo, hi = math.log(1e-4), math.log(0.2)
+        best = None
+        per_trial = None if time_budget is None else time_budget / TARGET_TRIALS
+        for _ in range(TARGET_TRIALS):
+            lam = math.exp(0.5 * (lo + hi))
+            sections, recon = self._encode_once(image, lam, n, per_trial, reconstruct, preset, True, progress)
+            bpp = 8.0 * (sum(map(len, sections)) + HEADER_OVERHEAD + 4 * len(sections)) / (image.shape[0] * image.shape[1])
+            if bpp <= target_bpp:
+                best = (sections, recon)
+                lo = math.log(lam)
+            else:
+                hi = math.log(lam)
+        if best is None:
+            raise CodecError(f"could not reach {target_bpp} bpp (lowest lambda tried gave more)")
+        return best
+
+    def _encode_once(self, image: np.ndarray, lam: float, n: int, time_budget: float | None, reconstruct: bool,
+                     preset: str, custom: bool, progress: Callable[[int, int, float, float], None] | None
+                     ) -> tuple[list[bytes], np.ndarray | None]:
+        h, w = image.shape[:2]
+        latents, arm, syn, report = fit(image, lam, n, time_budget, progress=progress)
+        latent_tables, weight_tables = tables()
+        farm = FixedPointArm.from_float(arm)
+        arm_bytes, arm_ids = code_integers(farm.arrays(), weight_tables)
+        syn_ints = synthesis_integers(syn)
+        syn_bytes, syn_ids = code_integers(syn_ints, weight_tables)
+        grids = [torch.round(y.detach())[0, 0].numpy().astype(np.int64) for y in latents]
+        if max(int(np.abs(g).max()) for g in grids) >= 1 << 30:
+            raise CodecError("latent values out of range")
+        preset_id = PRESET_IDS["custom"] if custom else PRESET_IDS[preset]
+        params = _PARAMS.pack(preset_id, report.iterations) + bytes(arm_ids + syn_ids)
+        sections = [params, arm_bytes, syn_bytes] + [code_grid(farm, g, latent_tables) for g in grids]
+        self.last_report = report
+        recon = synthesize(synthesis_from_integers(syn_ints), grids, h, w) if reconstruct else None
+        return sections, recon
+
+    def decode(self, sections: tuple[bytes, ...], width: int, height: int, quality: int) -> np.ndarray:
+        if width * height > MAX_PIXELS:
+            raise CorruptStreamError(f"overfit stream declares {width}x{height}, more than {MAX_PIXELS} pixels")
+        syn_shapes = _synthesis_shapes()
+        if len(sections) != 3 + LEVELS:
+            raise CorruptStreamError(f"overfit stream has {len(sections)} sections, expected {3 + LEVELS}")
+        params = sections[0]
+        if len(params) != _PARAMS.size + len(ARM_SHAPES) + len(syn_shapes):
+            raise CorruptStreamError("overfit parameter section has the wrong size")
+        ids = list(params[_PARAMS.size:])
+        latent_tables, weight_tables = tables()
+        if max(ids) >= weight_tables.count:
+            raise CorruptStreamError("overfit stream names a weight table that does not exist")
+        try:
+            farm = FixedPointArm(*decode_integers(sections[1], ARM_SHAPES, ids[:len(ARM_SHAPES)], weight_tables))
+            syn = synthesis_from_integers(decode_integers(sections[2], syn_shapes, ids[len(ARM_SHAPES):],
+                                                          weight_tables))
+            grids = [decode_grid(farm, sections[3 + i], gh, gw, latent_tables)
+                     for i, (gh, gw) in enumerate(grid_shapes(height, width))]
+        except entropy.RansError as exc:
+            raise CorruptStreamError(f"overfit stream: {exc}") from None
+        if max(int(np.abs(g).max()) for g in grids) >= 1 << 30:
+            raise CorruptStreamError("overfit stream decodes to latents out of range")
+        return synthesize(syn, grids, height, width)
+
+
+def load_default() -> OverfitCodec:
+    return OverfitCodec()
