@@ -1,6 +1,7 @@
 """Long fuzz run of the decoder entry points: every input must give CodecError or an image.
 
-Seeds are real streams (Kodak crops, several sizes, qualities, grayscale); each input is one
+Seeds are real streams (Kodak crops, several sizes, qualities, grayscale, and the conformance
+streams of every other codec); each input is one
 mutation from :mod:`codec.fuzzing` (bit flips, truncations, extensions, header-field edits and
 section garbage with the CRC re-sealed, section-length edits). Each input goes through
 ``codec.info`` and ``codec.decompress`` in a worker process under a time bound; any other
@@ -68,7 +69,7 @@ def _batch(start: int, count: int, seed: int) -> dict:
             except codec.CodecError:
                 pass
             out = codec.decompress(data)
-            if not (isinstance(out, np.ndarray) and out.dtype == np.uint8 and out.ndim == 3):
+            if not (isinstance(out, np.ndarray) and out.dtype == np.uint8 and out.ndim in (3, 4)):
                 raise AssertionError(f"decoder returned {type(out)}")
             stats["image"] += 1
         except codec.CodecError:
@@ -96,6 +97,11 @@ def make_seeds() -> list[bytes]:
     seeds.append(codec.compress(b[:17, :29], quality=2))
     seeds.append(codec.compress(b[300:332, 100:140].mean(axis=2).astype(np.uint8), quality=5))
     seeds.append(codec.compress(a[:1, :1], quality=3))
+    # every other codec's conformance streams (real streams, small)
+    conf = ROOT / "bitstreams" / "conformance"
+    for name, entry in json.loads((conf / "manifest.json").read_text()).items():
+        if entry["codec"] != "hyperprior" and not name.endswith("-set"):  # sets: same decoder, 300x slower
+            seeds.append((conf / entry["stream"]).read_bytes())
     return seeds
 
 

@@ -134,12 +134,11 @@ def _image_count(container: Container) -> int:
     return max(1, int.from_bytes(container.sections[0][:4], "little"))
 
 
-#: decoding work is bounded before it starts: a stream may declare at most this many pixels
-#: per byte of its own size (real streams stay below 200: a flat white 4096x4096 image at the lowest
-#: quality is 99 pixels per byte), or ALWAYS_ALLOWED_PIXELS, whichever is larger; so decoding time
-#: grows at most linearly with the size of the input
-MAX_PIXELS_PER_BYTE = 1 << 12
-ALWAYS_ALLOWED_PIXELS = 1 << 22
+#: decoding work is bounded before it starts: a stream may declare at most its codec's
+#: ``max_pixels_per_byte`` pixels per byte of its own size (hyperprior: 4096, where real streams
+#: stay below 200 - a flat white 4096x4096 image at the lowest quality is 99 pixels per byte), or
+#: its ``free_pixels``, whichever is larger; so decoding time grows at most linearly with the
+#: size of the input
 
 
 def decompress(data: bytes, max_pixels: int | None = None) -> np.ndarray:
@@ -148,23 +147,23 @@ def decompress(data: bytes, max_pixels: int | None = None) -> np.ndarray:
     A lossless image-set stream (several images in one stream) decodes to NxHxWx1.
 
     Hostile streams cannot make the decoder work for long: by default a stream that declares
-    more than ``MAX_PIXELS_PER_BYTE`` pixels per byte of its size (and more than
-    ``ALWAYS_ALLOWED_PIXELS``) is refused before decoding. ``max_pixels`` replaces that rule
+    more than its codec's ``max_pixels_per_byte`` pixels per byte of its size (and more than the
+    codec's ``free_pixels``) is refused before decoding. ``max_pixels`` replaces that rule
     with a plain limit on the pixels decoded.
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise CodecError(f"expected bytes, not {type(data).__name__}")
     container = read_container(bytes(data))
     hdr = container.header
+    spec = codec_for_wire_id(hdr.codec_id)
     pixels = hdr.width * hdr.height * _image_count(container)
     if max_pixels is not None:
         if pixels > max_pixels:
             raise CodecError(f"stream declares {pixels} pixels, more than the limit of {max_pixels}")
-    elif pixels > max(ALWAYS_ALLOWED_PIXELS, MAX_PIXELS_PER_BYTE * len(data)):
+    elif pixels > max(spec.free_pixels, spec.max_pixels_per_byte * len(data)):
         raise CorruptStreamError(
             f"stream declares {pixels} pixels in only {len(data)} bytes, more than any real stream; "
             "refusing to decode (set max_pixels, or --max-pixels, to decode it anyway)")
-    spec = codec_for_wire_id(hdr.codec_id)
     impl = spec.load().for_stream(hdr.model_id, hdr.weights_hash)
     if spec.kind == "lossless":
         if hdr.channels != 1 or hdr.quality != 0:

@@ -24,6 +24,10 @@ class CodecSpec:
     default_quality: int
     target: str  # "module:attr" of a factory taking no arguments
     summary: str
+    #: decoding work bound: a stream may declare at most this many pixels per byte of its size
+    #: (real streams stay far below; see codec.api.decompress)
+    max_pixels_per_byte: int = 1 << 12
+    free_pixels: int = 1 << 22  # ... unless it declares no more than this
 
     def load(self) -> Any:
         """Import the implementation (torch and friends load only here)."""
@@ -76,12 +80,14 @@ register_codec(CodecSpec(
     qualities=(0,), default_quality=0,
     target="codec.pc.coding:load_mnist",
     summary="lossless 28x28 grayscale, hidden Chow-Liu tree trained on MNIST (Liu et al. 2022)",
+    max_pixels_per_byte=64, free_pixels=1 << 18,  # real digit sets code at about 6 pixels per byte
 ))
 register_codec(CodecSpec(
     name="pc-fashion-mnist", wire_id=CODEC_IDS["pc-fashion-mnist"], kind="lossless",
     qualities=(0,), default_quality=0,
     target="codec.pc.coding:load_fashion_mnist",
     summary="lossless 28x28 grayscale, hidden Chow-Liu tree trained on Fashion-MNIST (Liu et al. 2022)",
+    max_pixels_per_byte=64, free_pixels=1 << 18,  # real sets code at about 2.5 pixels per byte
 ))
 register_codec(CodecSpec(
     name="overfit", wire_id=CODEC_IDS["overfit"], kind="image",

@@ -169,7 +169,12 @@ class HCLT(torch.nn.Module):
 
     @property
     def parameter_count(self) -> int:
-        d, k = self.tree.size, self.hidden
+        return self.count_parameters(self.tree.size, self.hidden)
+
+    @staticmethod
+    def count_parameters(pixels: int, hidden: int) -> int:
+        """Free parameters: root prior, edge tables and pixel tables, each minus its sum-to-1."""
+        d, k = pixels, hidden
         return (k - 1) + (d - 1) * k * (k - 1) + d * k * (VALUES - 1)
 
     def log_likelihood(self, x: torch.Tensor, observed: torch.Tensor | None = None) -> torch.Tensor:

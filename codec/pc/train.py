@@ -42,13 +42,20 @@ def _normalise(counts: list[torch.Tensor]) -> list[torch.Tensor]:
 
 def train_hclt(train: np.ndarray, hidden: int, minibatch_epochs: int = 3, full_epochs: int = 10,
                batch: int = 500, eta: tuple[float, float] = (0.1, 0.01), seed: int = 0,
-               valid: np.ndarray | None = None, log: Callable[[str], None] = print) -> tuple[HCLT, dict]:
-    """Structure from ``train`` (N x D uint8), then EM. Returns the model and a training log."""
+               valid: np.ndarray | None = None, log: Callable[[str], None] = print,
+               init: HCLT | None = None, on_epoch: Callable[[HCLT, dict], None] | None = None
+               ) -> tuple[HCLT, dict]:
+    """Structure from ``train`` (N x D uint8), then EM. Returns the model and a training log.
+
+    With ``init``, training continues from that model (its structure and parameters)."""
     t0 = time.time()
     x = torch.from_numpy(train.reshape(train.shape[0], -1).astype(np.int64))
-    mi = mutual_information(train.reshape(train.shape[0], -1)[: min(20000, train.shape[0])])
-    tree = chow_liu_tree(mi)
-    model = HCLT(tree, hidden, seed)
+    if init is not None:
+        model, tree = init, init.tree
+    else:
+        mi = mutual_information(train.reshape(train.shape[0], -1)[: min(20000, train.shape[0])])
+        tree = chow_liu_tree(mi)
+        model = HCLT(tree, hidden, seed)
     log(f"Chow-Liu tree over {tree.size} pixels, depth {int(tree.depths().max())}, K={hidden}, "
         f"{model.parameter_count} free parameters ({time.time() - t0:.1f} s)")
     history = []
@@ -86,6 +93,8 @@ def train_hclt(train: np.ndarray, hidden: int, minibatch_epochs: int = 3, full_e
         history.append(row)
         log(f"full-batch EM epoch {epoch}: train {bpd:.4f} bpd"
             + (f", valid {row['valid_bpd']:.4f}" if "valid_bpd" in row else "") + f" ({time.time() - t0:.0f} s)")
+        if on_epoch is not None:
+            on_epoch(model, {"history": history, "seconds": time.time() - t0})
     return model, {"history": history, "seconds": time.time() - t0}
 
 
@@ -99,6 +108,24 @@ def save_checkpoint(model: HCLT, path: Path, info: dict) -> None:
                "leaves": model.leaves.detach().contiguous(), "parent": torch.from_numpy(model.tree.parent.copy())}
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata={"info": json.dumps(info)})
+
+
+def load_checkpoint(path: Path) -> tuple[HCLT, dict]:
+    """A model saved by :func:`save_checkpoint` (float32, for training) and its training log."""
+    import json
+
+    from safetensors.torch import load_file
+
+    from .model import Tree
+
+    t = load_file(str(path))
+    parent = t["parent"].numpy().astype(np.int64)
+    model = HCLT(Tree(parent, int(np.nonzero(parent < 0)[0][0])), int(t["prior"].shape[0]))
+    with torch.no_grad():
+        for name in ("prior", "edges", "leaves"):
+            getattr(model, name).copy_(t[name])
+    info_path = Path(path).with_suffix(".json")
+    return model, (json.loads(info_path.read_text()) if info_path.exists() else {})
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -115,14 +142,36 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--resume", type=Path, help="continue from this checkpoint (its K and tree)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     train = read_idx_images(args.data / "train-images-idx3-ubyte.gz")
+    init, before = None, {}
+    if args.resume:
+        init, before = load_checkpoint(args.resume)
+        args.hidden = init.hidden
+    pixels = train.shape[1] * train.shape[2]
+
+    def with_totals(info: dict) -> dict:
+        """This run's log joined to the resumed run's, with the set-up."""
+        info = dict(info)
+        info["history"] = before.get("history", []) + info["history"]
+        info["seconds"] = before.get("seconds", 0.0) + info["seconds"]
+        info.update({"data": str(args.data.name), "train_images": int(len(train)), "hidden": args.hidden,
+                     "parameters": HCLT.count_parameters(pixels, args.hidden), "batch": args.batch,
+                     "threads": args.threads,
+                     "minibatch_epochs": sum(h["phase"] == "minibatch" for h in info["history"]),
+                     "full_epochs": sum(h["phase"] == "full" for h in info["history"])})
+        return info
+
+    def checkpoint(m: HCLT, info: dict) -> None:  # after every full-batch epoch: a stop loses little
+        info = with_totals(info)
+        save_checkpoint(m, args.out, info)
+        args.out.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")
+
     model, info = train_hclt(train.reshape(len(train), -1), args.hidden, args.minibatch_epochs, args.full_epochs,
-                             args.batch, log=lambda s: print(s, flush=True))
-    info.update({"data": str(args.data.name), "train_images": int(len(train)), "hidden": args.hidden,
-                 "parameters": model.parameter_count, "minibatch_epochs": args.minibatch_epochs,
-                 "full_epochs": args.full_epochs, "batch": args.batch, "threads": args.threads})
+                             args.batch, log=lambda s: print(s, flush=True), init=init, on_epoch=checkpoint)
+    info = with_totals(info)
     test_path = args.data / "t10k-images-idx3-ubyte.gz"
     if test_path.exists():
         test = read_idx_images(test_path)

@@ -90,20 +90,11 @@ def load_cached(path: str, sha256: str) -> tuple[HCLT, tuple[int, int]]:
 
 def export_checkpoint(checkpoint: Path, out: Path, codec_name: str) -> dict[str, Any]:
     """Turn a training checkpoint (:func:`codec.pc.train.save_checkpoint`) into shipped weights."""
-    import json
+    from .train import load_checkpoint
 
-    from safetensors.torch import load_file
-
-    t = load_file(str(checkpoint))
-    info = json.loads(Path(checkpoint).with_suffix(".json").read_text())
-    parent = t["parent"].numpy().astype(np.int64)
-    model = HCLT(Tree(parent, int(np.nonzero(parent < 0)[0][0])), int(t["prior"].shape[0]))
-    with torch.no_grad():
-        for name in ("prior", "edges", "leaves"):
-            getattr(model, name).copy_(t[name])
-    side = int(round(parent.size ** 0.5))
-    manifest = {"codec": codec_name, "training": info}
-    return export_weights(model, out, (side, side), manifest)
+    model, info = load_checkpoint(checkpoint)
+    side = int(round(model.tree.size ** 0.5))
+    return export_weights(model, out, (side, side), {"codec": codec_name, "training": info})
 
 
 if __name__ == "__main__":

@@ -1,3 +1,4 @@
+import json
 import hashlib
 import subprocess
 import sys
@@ -151,3 +152,46 @@ def test_eval_rejects_unknown_names(tmp_path, sample_path):
     one_line_error(run("eval", sample_path, "--baseline", "nope", "-o", tmp_path))
     one_line_error(run("eval", sample_path, "--codec", "nope", "-o", tmp_path))
     one_line_error(run("eval", tmp_path / "missing*.png", "-o", tmp_path))
+
+
+MNIST_TEST = Path(__file__).resolve().parents[3] / "shared" / "data" / "mnist" / "t10k-images-idx3-ubyte.gz"
+
+
+def test_lossless_digit_and_idx_set_round_trip(tmp_path):
+    from codec.imageio import decode_idx, encode_idx
+
+    digits = decode_idx(MNIST_TEST.read_bytes())[:20]
+    Image.fromarray(digits[0]).save(tmp_path / "d.png")
+    r = run("compress", tmp_path / "d.png", "--codec", "pc-mnist", "-o", tmp_path / "d.lcd", "-v")
+    assert r.returncode == 0, r.stderr
+    r = run("decompress", tmp_path / "d.lcd", "-o", tmp_path / "d2.png")
+    assert r.returncode == 0, r.stderr
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "d2.png")), digits[0])
+    (tmp_path / "s.idx.gz").write_bytes(encode_idx(digits, gz=True))
+    r = run("compress", tmp_path / "s.idx.gz", "--codec", "pc-mnist", "-o", tmp_path / "s.lcd", "-v")
+    assert r.returncode == 0 and b"20 x 28x28x1" in r.stderr, r.stderr
+    one_line_error(run("decompress", tmp_path / "s.lcd", "-o", tmp_path / "s.png"))  # a set needs an idx output
+    assert not (tmp_path / "s.png").exists()
+    r = run("decompress", tmp_path / "s.lcd", "-o", tmp_path / "back.idx")
+    assert r.returncode == 0, r.stderr
+    assert np.array_equal(decode_idx((tmp_path / "back.idx").read_bytes()), digits)
+    one_line_error(run("compress", tmp_path / "d.png", "--codec", "pc-mnist", "-q", "2", "-o", tmp_path / "x.lcd"))
+    one_line_error(run("compress", "samples/parrots.png", "--codec", "pc-mnist", "-o", tmp_path / "x.lcd"))
+    assert not (tmp_path / "x.lcd").exists()
+
+
+def test_eval_lossless_reports_bits_per_dimension(tmp_path):
+    r = run("eval", "--lossless", MNIST_TEST, "--codec", "pc-mnist", "--baseline", "png,xz", "--limit", "30",
+            "--single-files", "2", "-o", tmp_path)
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "t10k-images-idx3-ubyte.json").read_text())
+    names = [row["codec"] for row in report["results"]]
+    assert names == ["pc-mnist", "png", "xz"] and report["images"] == 30
+    assert all(row["set_exact"] for row in report["results"])
+    assert report["results"][0]["set_bpd"] < report["results"][1]["set_bpd"]  # the circuit beats PNG on digits
+    assert (tmp_path / "t10k-images-idx3-ubyte.csv").read_text().count("\n") == 31
+
+
+def test_encoder_options_belong_to_the_overfit_codec(tmp_path, sample_path):
+    one_line_error(run("compress", sample_path, "--preset", "slow", "-o", tmp_path / "x.lcd"))
+    assert not (tmp_path / "x.lcd").exists()

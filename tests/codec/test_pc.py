@@ -51,6 +51,20 @@ def test_em_improves_the_likelihood(model):
     assert hist[-1]["train_bpd"] < 4.0
 
 
+def test_training_resumes_from_a_checkpoint(model, digits, tmp_path):
+    from codec.pc.train import load_checkpoint, save_checkpoint
+
+    m, info = model
+    save_checkpoint(m, tmp_path / "c.safetensors", info)
+    (tmp_path / "c.json").write_text("{}")
+    again, _ = load_checkpoint(tmp_path / "c.safetensors")
+    assert torch.equal(again.leaves, m.leaves) and np.array_equal(again.tree.parent, m.tree.parent)
+    seen = []
+    cont, more = train_hclt(digits[0], hidden=3, minibatch_epochs=0, full_epochs=1, log=lambda s: None,
+                            init=again, on_epoch=lambda mm, i: seen.append(len(i["history"])))
+    assert seen == [1] and more["history"][0]["train_bpd"] <= info["history"][-1]["train_bpd"] + 1e-6
+
+
 def test_path_scheme_matches_the_full_pass(model, digits):
     m = model[0]
     img = digits[1][0]
