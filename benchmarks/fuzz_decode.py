@@ -85,23 +85,28 @@ def _batch(start: int, count: int, seed: int) -> dict:
     return stats
 
 
-def make_seeds() -> list[bytes]:
+def make_seeds(which: str = "all") -> list[bytes]:
+    """Seed streams: ``hyperprior`` (Kodak crops), ``others`` (the other codecs' conformance
+    streams) or ``all``."""
     import numpy as np
 
     import codec
     from codec.imageio import read_image
 
+    seeds: list[bytes] = []
+    if which in ("all", "others"):
+        conf = ROOT / "bitstreams" / "conformance"
+        for name, entry in json.loads((conf / "manifest.json").read_text()).items():
+            if entry["codec"] != "hyperprior" and not name.endswith("-set"):  # sets: same decoder, 300x slower
+                seeds.append((conf / entry["stream"]).read_bytes())
+    if which == "others":
+        return seeds
     a = read_image(KODAK / "kodim03.png")
     b = read_image(KODAK / "kodim19.png")
-    seeds = [codec.compress(a[100:148, 200:264], quality=q) for q in (1, 4, 6)]
+    seeds += [codec.compress(a[100:148, 200:264], quality=q) for q in (1, 4, 6)]
     seeds.append(codec.compress(b[:17, :29], quality=2))
     seeds.append(codec.compress(b[300:332, 100:140].mean(axis=2).astype(np.uint8), quality=5))
     seeds.append(codec.compress(a[:1, :1], quality=3))
-    # every other codec's conformance streams (real streams, small)
-    conf = ROOT / "bitstreams" / "conformance"
-    for name, entry in json.loads((conf / "manifest.json").read_text()).items():
-        if entry["codec"] != "hyperprior" and not name.endswith("-set"):  # sets: same decoder, 300x slower
-            seeds.append((conf / entry["stream"]).read_bytes())
     return seeds
 
 
@@ -111,12 +116,18 @@ def main() -> None:
     ap.add_argument("-j", "--jobs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--batch", type=int, default=500)
-    ap.add_argument("-o", "--output", type=Path, default=ROOT / "benchmarks" / "results" / "fuzz_decode.json")
+    ap.add_argument("--seeds", choices=["all", "hyperprior", "others"], default="all",
+                    help="which codecs' streams to mutate")
+    ap.add_argument("-o", "--output", type=Path, default=None,
+                    help="default: benchmarks/results/fuzz_decode.json (fuzz_decode-SEEDS.json for a subset)")
     args = ap.parse_args()
+    if args.output is None:
+        suffix = "" if args.seeds == "all" else f"-{args.seeds}"
+        args.output = ROOT / "benchmarks" / "results" / f"fuzz_decode{suffix}.json"
 
     from tqdm import tqdm
 
-    seeds = make_seeds()
+    seeds = make_seeds(args.seeds)
     total = {"inputs": 0, "codec_error": 0, "image": 0, "failures": [], "kinds": {}}
     t0 = time.time()
     with ProcessPoolExecutor(max_workers=args.jobs, initializer=_init, initargs=(seeds,)) as pool:
@@ -138,7 +149,8 @@ def main() -> None:
         for f in total["failures"]:
             (fail_dir / f"{f['index']}.lcd").write_bytes(bytes.fromhex(f.pop("data")))
     result = {
-        "command": f"python benchmarks/fuzz_decode.py --inputs {args.inputs} -j {args.jobs} --seed {args.seed}",
+        "command": f"python benchmarks/fuzz_decode.py --inputs {args.inputs} -j {args.jobs} --seed {args.seed}"
+                   f" --seeds {args.seeds}",
         "inputs": total["inputs"], "codec_error": total["codec_error"], "decoded_image": total["image"],
         "failures": len(total["failures"]), "failure_details": total["failures"][:50],
         "mutation_kinds": total["kinds"], "time_bound_s": TIME_BOUND_S, "seconds": round(time.time() - t0, 1),

@@ -122,9 +122,11 @@ def test_shipped_codec_round_trips_test_images(name, folder):
 def test_shipped_codec_refuses_other_shapes_and_qualities():
     import codec
 
-    for bad in (np.zeros((28, 29), np.uint8), np.zeros((28, 28, 3), np.uint8), np.zeros((28, 28), np.float32)):
+    for bad in (np.zeros((28, 29), np.uint8), np.zeros((28, 28, 3), np.uint8), np.zeros((2, 27, 28), np.uint8)):
         with pytest.raises(codec.UnsupportedImageError, match="28x28 8-bit grayscale"):
             codec.compress(bad, codec="pc-mnist")
+    with pytest.raises(codec.UnsupportedImageError, match="uint8"):
+        codec.compress(np.zeros((28, 28), np.float32), codec="pc-mnist")
     with pytest.raises(codec.CodecError, match="no quality levels"):
         codec.compress(np.zeros((28, 28), np.uint8), codec="pc-mnist", quality=3)
 
