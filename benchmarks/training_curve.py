@@ -38,7 +38,7 @@ def main() -> None:
     qualities = [int(q) for q in args.qualities.split(",")]
     points = []
     for snap in snaps:
-        state = torch.load(snap, map_location="cpu", weights_only=False)
+        state = torch.load(snap, map_location="cpu", weights_only=True)
         model = MeanScaleHyperprior(HyperpriorConfig.from_json(state["config"]))
         model.load_state_dict(state["model"])
         with tempfile.TemporaryDirectory() as tmp:

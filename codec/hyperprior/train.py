@@ -65,6 +65,17 @@ def random_batch(images: torch.Tensor, batch: int, crop: int, gen: torch.Generat
     return out.float() / 255.0
 
 
+def _prior_training(init_from: str | None) -> dict:
+    """Steps and wall time already in the weights a run started from (from their manifest)."""
+    if not init_from:
+        return {"steps": 0, "wall_seconds": 0.0}
+    try:
+        m = json.loads(Path(init_from).with_suffix(".json").read_text())
+        return {"steps": int(m.get("steps", 0)), "wall_seconds": float(m.get("wall_seconds", 0.0))}
+    except (OSError, ValueError):
+        return {"steps": 0, "wall_seconds": 0.0}
+
+
 def rd_loss(model: MeanScaleHyperprior, x: torch.Tensor, q: torch.Tensor) -> dict[str, torch.Tensor]:
     out = model(x, q)
     pixels = x.shape[2] * x.shape[3]
@@ -100,13 +111,14 @@ def train(opts: TrainOptions, config: HyperpriorConfig | None = None,
     ckpt_path = opts.run_dir / "checkpoint.pt"
     gen = torch.Generator().manual_seed(opts.seed)
     if ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         config = HyperpriorConfig.from_json(state["config"])
         model = MeanScaleHyperprior(config)
         model.load_state_dict(state["model"])
         step, wall = state["step"], state["wall"]
         history = state.get("history", [])
         init_from = state.get("init_from")
+        prior = state.get("prior") or _prior_training(init_from)
         gen.manual_seed(opts.seed + step)
         log(f"resuming {ckpt_path} at step {step}")
     else:
@@ -121,6 +133,7 @@ def train(opts: TrainOptions, config: HyperpriorConfig | None = None,
             model = MeanScaleHyperprior(config)
         step, wall, history = 0, 0.0, []
         init_from = str(opts.init) if opts.init else None
+        prior = _prior_training(init_from)
         state = None
     params = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
     opt = torch.optim.Adam(params, lr=opts.lr)
@@ -138,7 +151,7 @@ def train(opts: TrainOptions, config: HyperpriorConfig | None = None,
         _atomic_save({
             "config": config.to_json(), "model": model.state_dict(), "optimizer": opt.state_dict(),
             "step": step, "wall": base_wall + time.time() - t0, "history": history,
-            "data": str(opts.data), "init_from": init_from,
+            "data": str(opts.data), "init_from": init_from, "prior": prior,
         }, ckpt_path)
 
     while True:
@@ -192,12 +205,16 @@ def export_checkpoint(ckpt_path: Path, out_path: Path, kodak: Path | None = None
     """
     from .weights import export_weights
 
-    state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     config = HyperpriorConfig.from_json(state["config"])
     model = MeanScaleHyperprior(config)
     model.load_state_dict(state["model"])
+    prior = state.get("prior") or _prior_training(state.get("init_from"))
     manifest = {
-        "steps": int(state["step"]), "wall_seconds": round(float(state["wall"]), 1),
+        # totals over every run that led to these weights; this run's own share beside them
+        "steps": prior["steps"] + int(state["step"]),
+        "wall_seconds": round(prior["wall_seconds"] + float(state["wall"]), 1),
+        "steps_this_run": int(state["step"]),
         "lambdas": list(config.lambdas), "data": "train/ (510 natural-photo 256x256 crops)",
         "init_from": state.get("init_from"), "crop": 128, "batch": 8,
         "qualities": {str(i + 1): {"lambda": lam} for i, lam in enumerate(config.lambdas)},
