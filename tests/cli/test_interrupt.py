@@ -57,7 +57,8 @@ def test_sigint_during_coding_exits_130_and_writes_nothing(tmp_path, command):
     assert proc.poll() is None, "finished before the interrupt; use a larger image"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    # 130, or killed by the re-raised SIGINT (what a shell also reports as 130)
+    assert proc.returncode in (130, -signal.SIGINT), (proc.returncode, err)
     assert b"Traceback" not in err and err.decode().strip() == "lcodec: interrupted"
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == before
