@@ -178,27 +178,21 @@ def run_lossless_eval(idx_path: Path, codecs: list[str], baselines: list[str], o
     unknown = [b for b in baselines if b not in table]
     if unknown:
         raise CodecError(f"unknown lossless baseline(s) {', '.join(unknown)} (known: {', '.join(table)})")
+    def ticker(name: str) -> Callable[[int], None]:
+        done = [0]
+
+        def tick(k: int) -> None:
+            done[0] += k
+            if progress:
+                progress(name, done[0], n)
+
+        return tick
+
     results, per_image = [], {}
-    for name in codecs:
-        done = [0]
-
-        def tick(k: int, name: str = name, done: list[int] = done) -> None:
-            done[0] += k
-            if progress:
-                progress(name, done[0], n)
-
-        row, sizes = eval_lcodec(name, images, single_files, tick)
-        results.append(row)
-        per_image[name] = sizes
-    for name in baselines:
-        done = [0]
-
-        def tick(k: int, name: str = name, done: list[int] = done) -> None:
-            done[0] += k
-            if progress:
-                progress(name, done[0], n)
-
-        row, sizes = eval_baseline(table[name], images, tick)
+    runs = [(name, lambda name=name: eval_lcodec(name, images, single_files, ticker(name))) for name in codecs]
+    runs += [(name, lambda name=name: eval_baseline(table[name], images, ticker(name))) for name in baselines]
+    for name, run in runs:
+        row, sizes = run()
         results.append(row)
         per_image[name] = sizes
     report = {

@@ -216,7 +216,7 @@ def export_checkpoint(ckpt_path: Path, out_path: Path, kodak: Path | None = None
         "wall_seconds": round(prior["wall_seconds"] + float(state["wall"]), 1),
         "steps_this_run": int(state["step"]),
         "lambdas": list(config.lambdas), "data": "train/ (510 natural-photo 256x256 crops)",
-        "init_from": state.get("init_from"), "crop": 128, "batch": 8,
+        "init_from": Path(state["init_from"]).name if state.get("init_from") else None, "crop": 128, "batch": 8,
         "qualities": {str(i + 1): {"lambda": lam} for i, lam in enumerate(config.lambdas)},
     }
     manifest = export_weights(model, out_path, manifest)
