@@ -183,8 +183,7 @@ def encode(values: np.ndarray, table_ids: np.ndarray, tables: TableSet) -> bytes
         return b""
     coder = _constriction().stream.stack.AnsCoder()
     _push_group(coder, v, t, tables)
-    # may be empty: a few near-certain symbols fit in the coder's initial state
-    return coder.get_compressed().astype("<u4").tobytes()
+    return _stream_bytes(coder)
 
 
 def decode(data: bytes, table_ids: np.ndarray, tables: TableSet) -> np.ndarray:
@@ -200,9 +199,18 @@ def decode(data: bytes, table_ids: np.ndarray, tables: TableSet) -> np.ndarray:
         return np.zeros(shape, dtype=np.int32)
     coder = _coder_for(data)
     values = _pop_group(coder, t, tables)
+    _check_drained(coder)
+    return values.astype(np.int32).reshape(shape)
+
+
+def _stream_bytes(coder: Any) -> bytes:
+    # may be empty: a few near-certain symbols fit in the coder's initial state
+    return coder.get_compressed().astype("<u4").tobytes()
+
+
+def _check_drained(coder: Any) -> None:
     if not coder.is_empty():
         raise RansError("stream holds more data than the symbols it should contain")
-    return values.astype(np.int32).reshape(shape)
 
 
 def _coder_for(data: bytes) -> Any:
@@ -229,7 +237,7 @@ class GroupEncoder:
             _push_group(self._coder, v, t, self.tables)
 
     def finish(self) -> bytes:
-        return self._coder.get_compressed().astype("<u4").tobytes()
+        return _stream_bytes(self._coder)
 
 
 class GroupDecoder:
@@ -247,8 +255,7 @@ class GroupDecoder:
         return _pop_group(self._coder, t, self.tables)
 
     def finish(self) -> None:
-        if not self._coder.is_empty():
-            raise RansError("stream holds more data than the symbols it should contain")
+        _check_drained(self._coder)
 
 
 class RowEncoder:
@@ -277,8 +284,7 @@ class RowEncoder:
         self._coder.encode_reverse(s.astype(np.int32), self._model, f.astype(np.float64) / float(1 << self.precision))
 
     def finish(self) -> bytes:
-        # may be empty: a few near-certain symbols fit in the coder's initial state
-        return self._coder.get_compressed().astype("<u4").tobytes()
+        return _stream_bytes(self._coder)
 
 
 class RowDecoder:
@@ -301,8 +307,7 @@ class RowDecoder:
         return np.asarray(out, dtype=np.int32)
 
     def finish(self) -> None:
-        if not self._coder.is_empty():
-            raise RansError("stream holds more data than the symbols it should contain")
+        _check_drained(self._coder)
 
 
 def encode_categorical(symbols: np.ndarray, freqs: np.ndarray, precision: int) -> bytes:
