@@ -299,7 +299,8 @@ def info(input: str | None, list_codecs: bool, as_json: bool) -> None:
 @main.command(name="eval")
 @click.argument("images", nargs=-1, required=True)
 @click.option("--codec", "codec_args", multiple=True, metavar="NAME[:Q,...]",
-              help="lcodec codec and qualities (repeatable; default: every image codec, all qualities)")
+              help="lcodec codec and qualities (repeatable; default: every image codec except the fitted "
+                   "ones, all qualities); overfit-fast, overfit-medium, overfit-slow name a preset")
 @click.option("--baseline", default="jpeg,webp,avif,jxl,jpeg2000,vvc,bpg", show_default=True,
               help="classical codecs to measure in the same run ('none' for none)")
 @click.option("-j", "--jobs", type=int, default=1, show_default=True, help="worker processes")
@@ -329,6 +330,7 @@ def evaluate(images: tuple[str, ...], codec_args: tuple[str, ...], baseline: str
       lcodec eval ../shared/data/kodak -o results/kodak -j 2
       lcodec eval 'photos/*.png' --codec hyperprior:1,3,6 --baseline jpeg,webp
       lcodec eval kodak/ --compare published/vtm.json --compare published/bpg.json
+      lcodec eval kodak/ --codec overfit-fast:2,4 --codec hyperprior --baseline jpeg,webp
       lcodec eval --lossless mnist/t10k-images-idx3-ubyte.gz --codec pc-mnist -o results/mnist
     """
     if lossless:
@@ -344,8 +346,13 @@ def evaluate(images: tuple[str, ...], codec_args: tuple[str, ...], baseline: str
 
         paths = expand_images(images)
         specs = []
-        wanted = [parse_codec_arg(a) for a in codec_args] or [
-            (c.name, None) for c in all_codecs() if c.kind == "image"]
+        wanted = [parse_codec_arg(a) for a in codec_args]
+        if not wanted:
+            wanted = [(c.name, None) for c in all_codecs() if c.kind == "image" and not c.fitted]
+            slow = [c.name for c in all_codecs() if c.kind == "image" and c.fitted]
+            if slow:
+                click.echo(f"not measured by default (minutes per image): {', '.join(slow)}; "
+                           f"name them with --codec", err=True)
         for name, qs in wanted:
             adapter = resolve_adapter(name)
             specs.append((adapter, qs or list(adapter.settings)))

@@ -28,19 +28,21 @@ class EncodedImage:
 
 
 def compress(image: str | os.PathLike[str] | bytes | np.ndarray, codec: str = "hyperprior",
-             quality: int | None = None, verify: bool = False) -> bytes:
+             quality: int | None = None, verify: bool = False, **options: object) -> bytes:
     """Compress an image to lcodec bytes.
 
     ``image`` is a path, the bytes of an image file, an HxWx3 uint8 array (RGB) or an HxW
     (or HxWx1) uint8 array (grayscale). ``verify=True`` decodes the result once more and
-    checks it against the encoder's own reconstruction.
+    checks it against the encoder's own reconstruction. Encoder ``options`` go to the codecs
+    that take them (``overfit``: ``preset``, ``time_budget``, ``iterations``, ``target_bpp``,
+    ``progress``); any other codec refuses them with a :class:`CodecError`.
 
     >>> import numpy as np, codec
     >>> data = codec.compress(np.full((16, 16, 3), 128, np.uint8), quality=2)
     >>> codec.decompress(data).shape
     (16, 16, 3)
     """
-    return compress_image(image, codec, quality, verify).data
+    return compress_image(image, codec, quality, verify, **options).data
 
 
 def compress_image(image: str | os.PathLike[str] | bytes | np.ndarray, codec: str = "hyperprior",

@@ -28,6 +28,9 @@ class CodecSpec:
     #: (real streams stay far below; see codec.api.decompress)
     max_pixels_per_byte: int = 1 << 12
     free_pixels: int = 1 << 22  # ... unless it declares no more than this
+    #: fits a model to each image at encode time (minutes per image): left out of evaluations
+    #: unless asked for by name
+    fitted: bool = False
 
     def load(self) -> Any:
         """Import the implementation (torch and friends load only here)."""
@@ -94,4 +97,5 @@ register_codec(CodecSpec(
     qualities=(1, 2, 3, 4, 5, 6), default_quality=3,
     target="codec.overfit.coding:load_default",
     summary="per-image overfitted latents + ARM + synthesis (Cool-chic/C3 style); slow to encode, no weights",
+    fitted=True,
 ))

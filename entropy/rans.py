@@ -98,6 +98,13 @@ def _order(t: np.ndarray) -> np.ndarray:
     return np.argsort(t, kind="stable")
 
 
+def _runs(ts: np.ndarray) -> list[tuple[int, int, int]]:
+    """(table, start, end) of each run of equal ids in sorted ``ts``, ascending."""
+    cuts = (np.flatnonzero(ts[1:] != ts[:-1]) + 1).tolist()
+    starts, ends = [0] + cuts, cuts + [int(ts.size)]
+    return list(zip(ts[starts].tolist(), starts, ends))
+
+
 def _push_group(coder: Any, v: np.ndarray, t: np.ndarray, tables: TableSet) -> None:
     """Push one group (checked values and ids) so that it pops as described in the module doc."""
     order = _order(t)
@@ -124,12 +131,9 @@ def _push_group(coder: Any, v: np.ndarray, t: np.ndarray, tables: TableSet) -> N
         coder.encode_reverse(below[esc].astype(np.int32), _uniform(2))
         idx = np.where(esc, last, idx)
     models = _models(tables)
-    bounds = np.searchsorted(t, np.arange(tables.count + 1), side="left")
     symbols = idx.astype(np.int32)
-    for table in range(tables.count - 1, -1, -1):
-        a, b = bounds[table], bounds[table + 1]
-        if b > a:
-            coder.encode_reverse(symbols[a:b], models[table])
+    for table, a, b in reversed(_runs(t)):
+        coder.encode_reverse(symbols[a:b], models[table])
 
 
 def _pop_group(coder: Any, t: np.ndarray, tables: TableSet) -> np.ndarray:
@@ -137,13 +141,10 @@ def _pop_group(coder: Any, t: np.ndarray, tables: TableSet) -> np.ndarray:
     order = _order(t)
     ts = t[order]
     models = _models(tables)
-    bounds = np.searchsorted(ts, np.arange(tables.count + 1), side="left")
     idx = np.empty(t.size, dtype=np.int64)
     try:
-        for table in range(tables.count):
-            a, b = bounds[table], bounds[table + 1]
-            if b > a:
-                idx[a:b] = coder.decode(models[table], int(b - a))
+        for table, a, b in _runs(ts):
+            idx[a:b] = coder.decode(models[table], b - a)
         last = tables.lengths[ts] - 1
         esc = idx == last
         values = idx + tables.offsets[ts]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -101,7 +102,7 @@ class TableSet:
     def count(self) -> int:
         return int(self.starts.size - 1)
 
-    @property
+    @cached_property
     def lengths(self) -> np.ndarray:
         return np.diff(self.starts)
 

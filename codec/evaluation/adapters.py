@@ -86,11 +86,15 @@ def _imagecodecs(kind: str) -> Callable[[np.ndarray, float], Coded]:
     return run
 
 
-def _lcodec(name: str) -> Callable[[np.ndarray, float], Coded]:
+def _lcodec(name: str, options: dict[str, object]) -> Callable[[np.ndarray, float], Coded]:
     def run(img: np.ndarray, q: float) -> Coded:
         from .. import api
 
-        return _timed(lambda: api.compress(img, codec=name, quality=int(q)), api.decompress)
+        # a codec fitted at encode time is checked on every image: the stream must decode to
+        # exactly the encoder's reconstruction, or the measurement fails
+        verify = bool(options)
+        return _timed(lambda: api.compress(img, codec=name, quality=int(q), verify=verify, **options),
+                      api.decompress)
 
     return run
 
@@ -173,8 +177,16 @@ class ExternalAdapter(Adapter):
 
 
 def _lcodec_version(name: str) -> str:
-    """Cache key part for our codecs: the weights that would code a new image."""
+    """Cache key part for our codecs: the weights that would code a new image, or for the
+    fitted codec a digest of its fitting code and constants."""
     try:
+        if name == "overfit":
+            import inspect
+
+            from ..overfit import coding, model
+
+            text = inspect.getsource(coding) + inspect.getsource(model)
+            return "fit-" + hashlib.sha256(text.encode()).hexdigest()[:12]
         if name == "hyperprior":
             from ..hyperprior.weights import installed_weights
 
@@ -220,13 +232,27 @@ def classical_adapters() -> dict[str, Adapter]:
 
 
 def lcodec_adapter(name: str) -> Adapter:
+    """Our codec ``name``; ``overfit-PRESET`` (``overfit-fast``, ...) is the overfitted codec
+    at that encoder preset (plain ``overfit`` means ``overfit-fast``)."""
     from ..registry import get_codec
 
-    spec = get_codec(name)
+    base, _, preset = name.partition("-") if name.startswith("overfit") else (name, "", "")
+    options: dict[str, object] = {}
+    if base == "overfit":
+        from ..overfit.coding import PRESETS
+
+        preset = preset or "fast"
+        if preset not in PRESETS:
+            raise CodecError(f"unknown overfit preset in {name!r} (overfit-fast, overfit-medium, overfit-slow)")
+        options["preset"] = preset
+        name = f"overfit-{preset}"
+    spec = get_codec(base)
     if spec.kind != "image":
         raise CodecError(f"{name} is not an image codec; lossy image evaluation does not apply")
-    return Adapter(name, f"lcodec {name}: {spec.summary}", tuple(float(q) for q in spec.qualities),
-                   _lcodec(name), _lcodec_version(name))
+    qualities = tuple(float(q) for q in spec.qualities if q > 0)  # quality 0 is a target-rate search
+    summary = spec.summary + (f", {options['preset']} preset" if options else "")
+    return Adapter(name, f"lcodec {name}: {summary}", qualities, _lcodec(base, options),
+                   _lcodec_version(base) + (f"-{options['preset']}" if options else ""))
 
 
 def image_hash(img: np.ndarray) -> str:

@@ -39,6 +39,7 @@ SYN_FRAC = 7  # synthesis weights are multiples of 2^-7
 #: lambdas of the quality levels (the hyperprior's, so a quality means the same trade-off)
 LAMBDAS = (0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483)
 PRESETS = {"fast": 400, "medium": 1500, "slow": 5000}
+LR_LATENT, LR_NETWORKS = 0.1, 1e-2  # Adam learning rates at the start of the cosine schedule
 PRESET_IDS = {"fast": 1, "medium": 2, "slow": 3, "custom": 0}
 #: zero-centred Laplace tables for weight integers, by scale
 WEIGHT_SCALES = entropy.gaussian_scale_table(0.5, 2048.0, 40)
@@ -117,15 +118,31 @@ def code_grid(arm: FixedPointArm, values: np.ndarray, latent_tables: entropy.Tab
 
 
 def decode_grid(arm: FixedPointArm, data: bytes, h: int, w: int, latent_tables: entropy.TableSet) -> np.ndarray:
-    wf = Wavefronts.for_grid(h, w)
-    padded = np.zeros(wf.padded_size, dtype=np.int64)
-    dec = entropy.GroupDecoder(data, latent_tables)
-    for t in range(len(wf.bounds) - 1):
-        pos = wf.order[wf.bounds[t]:wf.bounds[t + 1]]
-        base, ids = arm(padded[wf.context_index(pos)])
-        padded[wf.padded_index(pos)] = dec.pop(ids) + base
-    dec.finish()
-    return padded.reshape(h + 2, w + 4)[2:, 2:-2].copy()
+    return decode_grids(arm, [data], [(h, w)], latent_tables)[0]
+
+
+def decode_grids(arm: FixedPointArm, streams: list[bytes], shapes: list[tuple[int, int]],
+                 latent_tables: entropy.TableSet) -> list[np.ndarray]:
+    """Inverse of :func:`code_grid` for several grids at once: step ``t`` decodes wavefront
+    ``t`` of every grid that has one, with a single ARM evaluation over all of them."""
+    fronts = [Wavefronts.for_grid(h, w) for h, w in shapes]
+    padded = [np.zeros(wf.padded_size, dtype=np.int64) for wf in fronts]
+    target = [wf.padded_index(wf.order) for wf in fronts]  # where each value goes, in coding order
+    context = [wf.context_index(wf.order) for wf in fronts]
+    decoders = [entropy.GroupDecoder(data, latent_tables) for data in streams]
+    for t in range(max(len(wf.bounds) - 1 for wf in fronts)):
+        live = [g for g, wf in enumerate(fronts) if t < len(wf.bounds) - 1]
+        spans = [(fronts[g].bounds[t], fronts[g].bounds[t + 1]) for g in live]
+        ctx = np.concatenate([padded[g][context[g][a:b]] for g, (a, b) in zip(live, spans)])
+        base, ids = arm(ctx)
+        k = 0
+        for g, (a, b) in zip(live, spans):
+            n = b - a
+            padded[g][target[g][a:b]] = decoders[g].pop(ids[k:k + n]) + base[k:k + n]
+            k += n
+    for dec in decoders:
+        dec.finish()
+    return [p.reshape(wf.h + 2, wf.w + 4)[2:, 2:-2].copy() for p, wf in zip(padded, fronts)]
 
 
 # -- network weights as integers ------------------------------------------------------------
@@ -200,8 +217,8 @@ def fit(image: np.ndarray, lam: float, iterations: int, time_budget: float | Non
     x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255.0
     latents = [torch.zeros(1, 1, gh, gw, requires_grad=True) for gh, gw in grid_shapes(h, w)]
     arm, syn = Arm(), Synthesis()
-    opt = torch.optim.Adam([{"params": latents, "lr": 1e-2},
-                            {"params": list(arm.parameters()) + list(syn.parameters()), "lr": 5e-3}])
+    opt = torch.optim.Adam([{"params": latents, "lr": LR_LATENT},
+                            {"params": list(arm.parameters()) + list(syn.parameters()), "lr": LR_NETWORKS}])
     noise_until = int(0.75 * iterations)
     t0 = time.perf_counter()
     bpp = psnr = float("nan")
@@ -211,8 +228,8 @@ def fit(image: np.ndarray, lam: float, iterations: int, time_budget: float | Non
             break
         frac = it / max(1, iterations - 1)
         lr_scale = 0.5 * (1 + math.cos(math.pi * frac)) * 0.95 + 0.05
-        opt.param_groups[0]["lr"] = 1e-2 * lr_scale
-        opt.param_groups[1]["lr"] = 5e-3 * lr_scale
+        opt.param_groups[0]["lr"] = LR_LATENT * lr_scale
+        opt.param_groups[1]["lr"] = LR_NETWORKS * lr_scale
         if it < noise_until:
             q = [y + torch.empty_like(y).uniform_(-0.5, 0.5) for y in latents]
         else:
@@ -322,11 +339,13 @@ class OverfitCodec:
         if max(ids) >= weight_tables.count:
             raise CorruptStreamError("overfit stream names a weight table that does not exist")
         try:
-            farm = FixedPointArm(*decode_integers(sections[1], ARM_SHAPES, ids[:len(ARM_SHAPES)], weight_tables))
+            arm_ints = decode_integers(sections[1], ARM_SHAPES, ids[:len(ARM_SHAPES)], weight_tables)
+            if max(int(np.abs(a).max()) for a in arm_ints) > FixedPointArm.WEIGHT_LIMIT:
+                raise CorruptStreamError("overfit stream holds ARM weights out of range")
+            farm = FixedPointArm(*arm_ints)
             syn = synthesis_from_integers(decode_integers(sections[2], syn_shapes, ids[len(ARM_SHAPES):],
                                                           weight_tables))
-            grids = [decode_grid(farm, sections[3 + i], gh, gw, latent_tables)
-                     for i, (gh, gw) in enumerate(grid_shapes(height, width))]
+            grids = decode_grids(farm, list(sections[3:]), grid_shapes(height, width), latent_tables)
         except entropy.RansError as exc:
             raise CorruptStreamError(f"overfit stream: {exc}") from None
         if max(int(np.abs(g).max()) for g in grids) >= 1 << 30:

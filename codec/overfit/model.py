@@ -124,17 +124,28 @@ class FixedPointArm:
     """The ARM in integer arithmetic: weights ``round(w * 2^FRAC)``, activations in units of
     ``2^-FRAC``, products shifted back with floor division. Exact on every machine.
 
+    Every quantity is an integer of bounded size (inputs clipped to ``±INPUT_LIMIT``, weights
+    at most ``WEIGHT_LIMIT``, hidden activations clipped to ``ACTIVATION_LIMIT``), so every
+    product and partial sum stays below 2^53. The matrix products therefore run as float64
+    BLAS calls and give the same integers in any summation order, on any thread count.
+
     Outputs, per context row: ``base = floor(mean)`` and the table id
     ``scale_index * MEAN_STEPS + floor(frac(mean) * MEAN_STEPS)``.
     """
 
     FRAC = 8
+    INPUT_LIMIT = 1 << 12
+    WEIGHT_LIMIT = 1 << 16
+    ACTIVATION_LIMIT = 1 << 24
 
     def __init__(self, w1: np.ndarray, b1: np.ndarray, w2: np.ndarray, b2: np.ndarray,
                  w3: np.ndarray, b3: np.ndarray):
-        self.w1, self.b1 = w1.astype(np.int64), b1.astype(np.int64)
-        self.w2, self.b2 = w2.astype(np.int64), b2.astype(np.int64)
-        self.w3, self.b3 = w3.astype(np.int64), b3.astype(np.int64)
+        arrays = [np.asarray(a, dtype=np.int64) for a in (w1, b1, w2, b2, w3, b3)]
+        if max(int(np.abs(a).max()) for a in arrays) > self.WEIGHT_LIMIT:
+            raise ValueError(f"ARM weights must lie within ±{self.WEIGHT_LIMIT}")
+        self._ints = arrays
+        self.w1, self.b1, self.w2, self.b2, self.w3, self.b3 = (a.astype(np.float64) for a in arrays)
+        self.w1T, self.w2T, self.w3T = (np.ascontiguousarray(w.T) for w in (self.w1, self.w2, self.w3))
         one = 1 << self.FRAC
         step = (LOG_SCALE_MAX - LOG_SCALE_MIN) / (SCALE_LEVELS - 1)
         self.ls_min = int(round(LOG_SCALE_MIN * one))
@@ -147,31 +158,41 @@ class FixedPointArm:
     @classmethod
     def quantise(cls, arm: Arm) -> list[np.ndarray]:
         one = float(1 << cls.FRAC)
-        return [np.round(p.detach().double().numpy() * one).astype(np.int64)
+        return [np.clip(np.round(p.detach().double().numpy() * one), -cls.WEIGHT_LIMIT, cls.WEIGHT_LIMIT)
+                .astype(np.int64)
                 for p in (arm.l1.weight, arm.l1.bias, arm.l2.weight, arm.l2.bias, arm.l3.weight, arm.l3.bias)]
 
     def arrays(self) -> list[np.ndarray]:
-        return [self.w1, self.b1, self.w2, self.b2, self.w3, self.b3]
+        return list(self._ints)
+
+    def _outputs(self, ctx: np.ndarray) -> np.ndarray:
+        """(n, 2) integer-valued float64: mean and log-scale in units of 2^-FRAC."""
+        inv = 1.0 / (1 << self.FRAC)  # a power of two: scaling and floor stay exact
+        top = float(self.ACTIVATION_LIMIT)
+        x = np.minimum(np.maximum(ctx, -self.INPUT_LIMIT), self.INPUT_LIMIT).astype(np.float64)
+        h = x @ self.w1T  # inputs are integers: units 2^-f already
+        h += self.b1
+        np.minimum(np.maximum(h, 0.0, out=h), top, out=h)
+        h = h @ self.w2T
+        h *= inv
+        np.floor(h, out=h)
+        h += self.b2
+        np.minimum(np.maximum(h, 0.0, out=h), top, out=h)
+        out = h @ self.w3T
+        out *= inv
+        np.floor(out, out=out)
+        out += self.b3
+        return out
 
     def __call__(self, ctx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """ctx (n, len(CONTEXT)) int64 -> (base int64, table id int64)."""
-        f = self.FRAC
-        h = np.maximum(ctx @ self.w1.T + self.b1, 0)  # units 2^-f (inputs are integers)
-        h = np.maximum(((h @ self.w2.T) >> f) + self.b2, 0)
-        out = ((h @ self.w3.T) >> f) + self.b3
-        mean8 = out[:, 0] >> (f - 3)  # floor(mean * 8)
+        """ctx (n, len(CONTEXT)) integers -> (base int64, table id int64)."""
+        out = self._outputs(ctx).astype(np.int64)
+        mean8 = out[:, 0] >> (self.FRAC - 3)  # floor(mean * 8)
         base = mean8 >> 3
         frac = mean8 & 7
         s = np.clip((out[:, 1] - self.ls_min + self.ls_step // 2) // self.ls_step, 0, SCALE_LEVELS - 1)
         return base, s * MEAN_STEPS + frac
 
-    def float_outputs(self, ctx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and log-scale as floats (for the training-side rate of the quantised model)."""
-        f = self.FRAC
-        h = np.maximum(ctx @ self.w1.T + self.b1, 0)
-        h = np.maximum(((h @ self.w2.T) >> f) + self.b2, 0)
-        out = ((h @ self.w3.T) >> f) + self.b3
-        return out[:, 0] / 2.0**f, out[:, 1] / 2.0**f
 
 
 assert MEAN_STEPS == 8 and FixedPointArm.FRAC >= 3

@@ -86,3 +86,31 @@ def test_missing_tools_are_reported():
     for name in ("vvc", "bpg"):
         reason = classical_adapters()[name].available()
         assert reason is None or "not on PATH" in reason
+
+
+def test_overfit_adapter_names_its_preset_and_checks_exactness():
+    from codec.evaluation.adapters import lcodec_adapter
+
+    plain, fast, slow = lcodec_adapter("overfit"), lcodec_adapter("overfit-fast"), lcodec_adapter("overfit-slow")
+    assert plain.name == fast.name == "overfit-fast" and slow.name == "overfit-slow"
+    assert fast.version != slow.version and fast.version.startswith("fit-")
+    assert fast.settings == (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)
+    with pytest.raises(CodecError, match="preset"):
+        lcodec_adapter("overfit-ludicrous")
+    img = np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    coded = fast.run(img, 3)  # encodes with verify=True: a mismatch would raise
+    import codec
+
+    assert np.array_equal(coded.decoded, codec.decompress(coded.data))
+    assert codec.info(coded.data)["codec"] == "overfit"
+
+
+def test_fitted_codecs_are_left_out_of_the_default_eval(images, tmp_path):
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    r = CliRunner().invoke(main, ["eval", str(images), "--baseline", "none", "-o", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    assert "not measured by default" in r.output and "overfit" in r.output
+    assert not (tmp_path / "overfit-fast.json").exists() and (tmp_path / "hyperprior.json").exists()

@@ -96,3 +96,29 @@ def test_complexity_is_within_budget():
     macs = macs_per_pixel(512, 768)
     assert macs["total"] < 3000
     assert set(macs) == {"arm", "upsampling", "synthesis", "total"}
+
+
+def _integer_arm_reference(arrays: list[np.ndarray], ctx: np.ndarray) -> np.ndarray:
+    """The ARM's defining integer arithmetic, in int64 with Python-style floor shifts."""
+    w1, b1, w2, b2, w3, b3 = arrays
+    f, top = FixedPointArm.FRAC, FixedPointArm.ACTIVATION_LIMIT
+    x = np.clip(ctx, -FixedPointArm.INPUT_LIMIT, FixedPointArm.INPUT_LIMIT)
+    h = np.clip(x @ w1.T + b1, 0, top)
+    h = np.clip(((h @ w2.T) >> f) + b2, 0, top)
+    return ((h @ w3.T) >> f) + b3
+
+
+def test_float_blas_arm_equals_integer_arithmetic_at_the_limits():
+    # the decoder runs the ARM as float64 matrix products; they must give the integers of
+    # the definition exactly, also with every weight, input and activation at its bound
+    rng = np.random.default_rng(3)
+    lim = FixedPointArm.WEIGHT_LIMIT
+    for trial in range(4):
+        arrays = [rng.integers(-lim, lim + 1, s) for s in ((16, len(CONTEXT)), (16,), (16, 16), (16,), (2, 16), (2,))]
+        if trial == 0:
+            arrays = [np.full_like(a, lim) for a in arrays]
+        ctx = rng.integers(-3 * FixedPointArm.INPUT_LIMIT, 3 * FixedPointArm.INPUT_LIMIT, (5000, len(CONTEXT)))
+        arm = FixedPointArm(*arrays)
+        assert np.array_equal(arm._outputs(ctx).astype(np.int64), _integer_arm_reference(arrays, ctx))
+    with pytest.raises(ValueError):
+        FixedPointArm(*[a * 0 + lim + 1 for a in arrays])
