@@ -91,10 +91,23 @@ def _lcodec(name: str, options: dict[str, object]) -> Callable[[np.ndarray, floa
         from .. import api
 
         # a codec fitted at encode time is checked on every image: the stream must decode to
-        # exactly the encoder's reconstruction, or the measurement fails
+        # exactly the encoder's reconstruction, and to the same pixels whatever torch's
+        # thread count, or the measurement fails
         verify = bool(options)
-        return _timed(lambda: api.compress(img, codec=name, quality=int(q), verify=verify, **options),
-                      api.decompress)
+        coded = _timed(lambda: api.compress(img, codec=name, quality=int(q), verify=verify, **options),
+                       api.decompress)
+        if verify:
+            import torch
+
+            before = torch.get_num_threads()
+            try:
+                for threads in {1, 2} - {before}:
+                    torch.set_num_threads(threads)
+                    if not np.array_equal(api.decompress(coded.data)[:, :, :3], coded.decoded):
+                        raise CodecError(f"{name}: decoded pixels differ with {threads} torch threads")
+            finally:
+                torch.set_num_threads(before)
+        return coded
 
     return run
 

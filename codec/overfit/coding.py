@@ -34,12 +34,13 @@ from ..errors import CodecError, CorruptStreamError, UnsupportedImageError
 from .model import (CONTEXT, LEVELS, MEAN_STEPS, SCALE_LEVELS, SCALE_MAX, SCALE_MIN, WAVE, Arm, FixedPointArm,
                     Synthesis, context_stack, grid_shapes, laplace_bits, upsample_all)
 
-MODEL_ID = 1
-SYN_FRAC = 7  # synthesis weights are multiples of 2^-7
+MODEL_ID = 2  # 1: synthesis weights in steps of 2^-7 (no longer read)
+SYN_FRAC = 9  # synthesis weights are multiples of 2^-9 (coarser steps cost more PSNR than they save)
 #: lambdas of the quality levels (the hyperprior's, so a quality means the same trade-off)
 LAMBDAS = (0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483)
 PRESETS = {"fast": 400, "medium": 1500, "slow": 5000}
 LR_LATENT, LR_NETWORKS = 0.1, 1e-2  # Adam learning rates at the start of the cosine schedule
+NOISE_FRACTION = 0.9  # share of the iterations with additive noise; straight-through rounding after
 PRESET_IDS = {"fast": 1, "medium": 2, "slow": 3, "custom": 0}
 #: zero-centred Laplace tables for weight integers, by scale
 WEIGHT_SCALES = entropy.gaussian_scale_table(0.5, 2048.0, 40)
@@ -170,7 +171,8 @@ def decode_integers(data: bytes, shapes: list[tuple[int, ...]], ids: list[int],
     return out
 
 
-ARM_SHAPES = [(16, len(CONTEXT)), (16,), (16, 16), (16,), (2, 16), (2,)]
+def _arm_shapes() -> list[tuple[int, ...]]:
+    return [tuple(p.shape) for p in Arm().parameters()]
 
 
 def _synthesis_shapes() -> list[tuple[int, ...]]:
@@ -219,7 +221,7 @@ def fit(image: np.ndarray, lam: float, iterations: int, time_budget: float | Non
     arm, syn = Arm(), Synthesis()
     opt = torch.optim.Adam([{"params": latents, "lr": LR_LATENT},
                             {"params": list(arm.parameters()) + list(syn.parameters()), "lr": LR_NETWORKS}])
-    noise_until = int(0.75 * iterations)
+    noise_until = int(NOISE_FRACTION * iterations)
     t0 = time.perf_counter()
     bpp = psnr = float("nan")
     done = 0
@@ -233,7 +235,7 @@ def fit(image: np.ndarray, lam: float, iterations: int, time_budget: float | Non
         if it < noise_until:
             q = [y + torch.empty_like(y).uniform_(-0.5, 0.5) for y in latents]
         else:
-            q = [y + (torch.round(y) - y).detach() for y in latents]
+            q = [y + (torch.round(y) - y).detach() for y in latents]  # straight-through rounding
         bits = sum(laplace_bits(yq[0, 0], *arm(context_stack(yq)[0])).sum() for yq in q)
         x_hat = syn(upsample_all(q, h, w))
         mse = torch.mean((x_hat - x) ** 2)
@@ -332,18 +334,19 @@ class OverfitCodec:
         if len(sections) != 3 + LEVELS:
             raise CorruptStreamError(f"overfit stream has {len(sections)} sections, expected {3 + LEVELS}")
         params = sections[0]
-        if len(params) != _PARAMS.size + len(ARM_SHAPES) + len(syn_shapes):
+        arm_shapes = _arm_shapes()
+        if len(params) != _PARAMS.size + len(arm_shapes) + len(syn_shapes):
             raise CorruptStreamError("overfit parameter section has the wrong size")
         ids = list(params[_PARAMS.size:])
         latent_tables, weight_tables = tables()
         if max(ids) >= weight_tables.count:
             raise CorruptStreamError("overfit stream names a weight table that does not exist")
         try:
-            arm_ints = decode_integers(sections[1], ARM_SHAPES, ids[:len(ARM_SHAPES)], weight_tables)
+            arm_ints = decode_integers(sections[1], arm_shapes, ids[:len(arm_shapes)], weight_tables)
             if max(int(np.abs(a).max()) for a in arm_ints) > FixedPointArm.WEIGHT_LIMIT:
                 raise CorruptStreamError("overfit stream holds ARM weights out of range")
             farm = FixedPointArm(*arm_ints)
-            syn = synthesis_from_integers(decode_integers(sections[2], syn_shapes, ids[len(ARM_SHAPES):],
+            syn = synthesis_from_integers(decode_integers(sections[2], syn_shapes, ids[len(arm_shapes):],
                                                           weight_tables))
             grids = decode_grids(farm, list(sections[3:]), grid_shapes(height, width), latent_tables)
         except entropy.RansError as exc:
