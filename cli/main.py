@@ -347,12 +347,10 @@ def evaluate(images: tuple[str, ...], codec_args: tuple[str, ...], baseline: str
         paths = expand_images(images)
         specs = []
         wanted = [parse_codec_arg(a) for a in codec_args]
+        slow = []
         if not wanted:
             wanted = [(c.name, None) for c in all_codecs() if c.kind == "image" and not c.fitted]
             slow = [c.name for c in all_codecs() if c.kind == "image" and c.fitted]
-            if slow:
-                click.echo(f"not measured by default (minutes per image): {', '.join(slow)}; "
-                           f"name them with --codec", err=True)
         for name, qs in wanted:
             adapter = resolve_adapter(name)
             specs.append((adapter, qs or list(adapter.settings)))
@@ -369,6 +367,9 @@ def evaluate(images: tuple[str, ...], codec_args: tuple[str, ...], baseline: str
                     continue
                 specs.append((table[name], list(table[name].settings)))
         published = [load_published(p) for p in compare]
+        if slow:
+            click.echo(f"not measured by default (minutes per image): {', '.join(slow)}; "
+                       f"name them with --codec", err=True)
         bar = tqdm(total=1, unit="job", desc="eval", dynamic_ncols=True, disable=None)
 
         def progress(done: int, total: int, what: str) -> None:
