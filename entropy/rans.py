@@ -100,6 +100,8 @@ def _order(t: np.ndarray) -> np.ndarray:
 
 def _runs(ts: np.ndarray) -> list[tuple[int, int, int]]:
     """(table, start, end) of each run of equal ids in sorted ``ts``, ascending."""
+    if ts.size == 0:
+        return []
     cuts = (np.flatnonzero(ts[1:] != ts[:-1]) + 1).tolist()
     starts, ends = [0] + cuts, cuts + [int(ts.size)]
     return list(zip(ts[starts].tolist(), starts, ends))

@@ -262,7 +262,7 @@ def lcodec_adapter(name: str) -> Adapter:
     spec = get_codec(base)
     if spec.kind != "image":
         raise CodecError(f"{name} is not an image codec; lossy image evaluation does not apply")
-    qualities = tuple(float(q) for q in spec.qualities if q > 0)  # quality 0 is a target-rate search
+    qualities = tuple(float(q) for q in spec.qualities)
     summary = spec.summary + (f", {options['preset']} preset" if options else "")
     return Adapter(name, f"lcodec {name}: {summary}", qualities, _lcodec(base, options),
                    _lcodec_version(base) + (f"-{options['preset']}" if options else ""))

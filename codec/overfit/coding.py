@@ -343,9 +343,10 @@ class OverfitCodec:
             raise CorruptStreamError("overfit stream names a weight table that does not exist")
         try:
             arm_ints = decode_integers(sections[1], arm_shapes, ids[:len(arm_shapes)], weight_tables)
-            if max(int(np.abs(a).max()) for a in arm_ints) > FixedPointArm.WEIGHT_LIMIT:
-                raise CorruptStreamError("overfit stream holds ARM weights out of range")
-            farm = FixedPointArm(*arm_ints)
+            try:
+                farm = FixedPointArm(*arm_ints)
+            except ValueError as exc:  # weights beyond the ARM's exactness bounds
+                raise CorruptStreamError(f"overfit stream: {exc}") from None
             syn = synthesis_from_integers(decode_integers(sections[2], syn_shapes, ids[len(arm_shapes):],
                                                           weight_tables))
             grids = decode_grids(farm, list(sections[3:]), grid_shapes(height, width), latent_tables)
