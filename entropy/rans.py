@@ -43,7 +43,7 @@ def _constriction() -> Any:
 
 
 _uniform_cache: dict[int, Any] = {}
-_model_cache: dict[tuple[int, str], list[Any]] = {}
+_model_cache: dict[tuple[int, str], "_Models"] = {}
 _lock = threading.Lock()
 
 
@@ -56,19 +56,38 @@ def _uniform(n: int) -> Any:
         return model
 
 
-def _models(tables: TableSet) -> list[Any]:
-    """One constriction model per table, built once per distinct TableSet."""
+class _Models:
+    """Constriction models of one TableSet, each built the first time a table is used.
+
+    Building a model is the costly part of coding a few symbols under large tables (the
+    weight tables reach thousands of entries), and a stream typically uses a handful of a
+    set's tables.
+    """
+
+    def __init__(self, tables: TableSet) -> None:
+        self._tables = tables
+        self._built: dict[int, Any] = {}
+
+    def __getitem__(self, t: int) -> Any:
+        model = self._built.get(t)
+        if model is None:
+            total = float(1 << self._tables.precision)
+            # frequencies / 2**precision are exact binary fractions, so the model constriction
+            # builds is a deterministic function of the integers alone
+            probs = self._tables.table(t).astype(np.float64) / total
+            model = _constriction().stream.model.Categorical(probs, perfect=True)
+            with _lock:
+                model = self._built.setdefault(t, model)
+        return model
+
+
+def _models(tables: TableSet) -> _Models:
+    """The (lazily built) constriction models of ``tables``, one set per distinct TableSet."""
     key = (id(tables), tables.digest())  # the digest guards against a reused id()
     with _lock:
         models = _model_cache.get(key)
-    if models is None:
-        cat = _constriction().stream.model.Categorical
-        total = float(1 << tables.precision)
-        # frequencies / 2**precision are exact binary fractions, so the model constriction
-        # builds is a deterministic function of the integers alone
-        models = [cat(tables.table(t).astype(np.float64) / total, perfect=True) for t in range(tables.count)]
-        with _lock:
-            _model_cache[key] = models
+        if models is None:
+            models = _model_cache[key] = _Models(tables)
     return models
 
 

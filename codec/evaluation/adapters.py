@@ -198,7 +198,9 @@ def _lcodec_version(name: str) -> str:
 
             from ..overfit import coding, model
 
-            text = inspect.getsource(coding) + inspect.getsource(model)
+            # what decides a fitted stream: the model id (which pins the decoder's numerics),
+            # the fitting code and the coding constants; not the speed of the coder
+            text = repr((coding.MODEL_ID, coding.SYN_FRAC, coding.LAMBDAS, coding.PRESETS)) + inspect.getsource(model)
             return "fit-" + hashlib.sha256(text.encode()).hexdigest()[:12]
         if name == "hyperprior":
             from ..hyperprior.weights import installed_weights

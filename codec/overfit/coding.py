@@ -11,36 +11,32 @@ Stream sections (FORMAT.md has the normative layout):
    decoded before them.
 
 Exactness: the ARM is integer arithmetic, so tables match bit for bit anywhere. The
-synthesis runs in float32 on the same integer latents and the same dequantised weights on
-both sides, with torch pinned to one thread (:func:`codec.determinism.fixed_threads`); the
-encoder's reconstruction is produced by the decoder's own function.
+synthesis runs in float32 numpy on the same integer latents and the same dequantised weights
+on both sides, with BLAS pinned to one thread; the encoder's reconstruction is produced by
+the decoder's own function. Decoding imports no torch; only fitting does
+(:mod:`codec.overfit.model`, loaded on the first encode).
 """
 
 from __future__ import annotations
 
 import math
 import struct
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 import entropy
 
-from ..determinism import fixed_threads
 from ..errors import CodecError, CorruptStreamError, UnsupportedImageError
-from .model import (CONTEXT, LEVELS, MEAN_STEPS, SCALE_LEVELS, SCALE_MAX, SCALE_MIN, WAVE, Arm, FixedPointArm,
-                    Synthesis, context_stack, grid_shapes, laplace_bits, upsample_all)
+from .runtime import (ARM_SHAPES, LEVELS, MEAN_STEPS, SCALE_LEVELS, SCALE_MAX, SCALE_MIN, SYNTHESIS_SHAPES, WAVE,
+                      CONTEXT, FixedPointArm, grid_shapes, synthesize)
 
-MODEL_ID = 2  # 1: synthesis weights in steps of 2^-7 (no longer read)
+MODEL_ID = 3  # 1: synthesis weights in steps of 2^-7; 2: torch's bicubic and convolutions (neither read)
 SYN_FRAC = 9  # synthesis weights are multiples of 2^-9 (coarser steps cost more PSNR than they save)
 #: lambdas of the quality levels (the hyperprior's, so a quality means the same trade-off)
 LAMBDAS = (0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483)
 PRESETS = {"fast": 400, "medium": 1500, "slow": 5000}
-LR_LATENT, LR_NETWORKS = 0.1, 1e-2  # Adam learning rates at the start of the cosine schedule
-NOISE_FRACTION = 0.9  # share of the iterations with additive noise; straight-through rounding after
 PRESET_IDS = {"fast": 1, "medium": 2, "slow": 3, "custom": 0}
 #: zero-centred Laplace tables for weight integers, by scale
 WEIGHT_SCALES = entropy.gaussian_scale_table(0.5, 2048.0, 40)
@@ -171,85 +167,13 @@ def decode_integers(data: bytes, shapes: list[tuple[int, ...]], ids: list[int],
     return out
 
 
-def _arm_shapes() -> list[tuple[int, ...]]:
-    return [tuple(p.shape) for p in Arm().parameters()]
+def synthesis_weights(arrays: list[np.ndarray]) -> list[np.ndarray]:
+    """Synthesis integers (units of 2^-SYN_FRAC) -> the float32 weights the decoder uses."""
+    return [(a.astype(np.float64) / 2.0**SYN_FRAC).astype(np.float32) for a in arrays]
 
 
-def _synthesis_shapes() -> list[tuple[int, ...]]:
-    return [tuple(p.shape) for p in Synthesis().parameters()]
-
-
-def synthesis_from_integers(arrays: list[np.ndarray]) -> Synthesis:
-    syn = Synthesis()
-    with torch.no_grad():
-        for p, a in zip(syn.parameters(), arrays):
-            p.copy_(torch.from_numpy(a.astype(np.float64) / 2.0**SYN_FRAC).to(p.dtype))
-    return syn.eval()
-
-
-def synthesis_integers(syn: Synthesis) -> list[np.ndarray]:
-    return [np.round(p.detach().double().numpy() * 2.0**SYN_FRAC).astype(np.int64) for p in syn.parameters()]
-
-
-@torch.no_grad()
-def synthesize(syn: Synthesis, grids: list[np.ndarray], height: int, width: int) -> np.ndarray:
-    """The decoder's reconstruction: integer grids -> HxWx3 uint8 (the encoder calls this too)."""
-    with fixed_threads():
-        lat = [torch.from_numpy(g.astype(np.float32))[None, None] for g in grids]
-        x = syn(upsample_all(lat, height, width))
-        img = torch.round(x.clamp(0, 1) * 255.0)[0].permute(1, 2, 0)
-    return img.to(torch.uint8).numpy()
-
-
-# -- encoder --------------------------------------------------------------------------------
-@dataclass
-class FitReport:
-    iterations: int
-    seconds: float
-    bpp_estimate: float
-    psnr: float
-
-
-def fit(image: np.ndarray, lam: float, iterations: int, time_budget: float | None = None, seed: int = 0,
-        progress: Callable[[int, int, float, float], None] | None = None
-        ) -> tuple[list[torch.Tensor], Arm, Synthesis, FitReport]:
-    """Fit latents, ARM and synthesis to one image (HxWx3 uint8). ``progress(i, n, bpp, psnr)``."""
-    torch.manual_seed(seed)
-    h, w = image.shape[:2]
-    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255.0
-    latents = [torch.zeros(1, 1, gh, gw, requires_grad=True) for gh, gw in grid_shapes(h, w)]
-    arm, syn = Arm(), Synthesis()
-    opt = torch.optim.Adam([{"params": latents, "lr": LR_LATENT},
-                            {"params": list(arm.parameters()) + list(syn.parameters()), "lr": LR_NETWORKS}])
-    noise_until = int(NOISE_FRACTION * iterations)
-    t0 = time.perf_counter()
-    bpp = psnr = float("nan")
-    done = 0
-    for it in range(iterations):
-        if time_budget is not None and time.perf_counter() - t0 > time_budget:
-            break
-        frac = it / max(1, iterations - 1)
-        lr_scale = 0.5 * (1 + math.cos(math.pi * frac)) * 0.95 + 0.05
-        opt.param_groups[0]["lr"] = LR_LATENT * lr_scale
-        opt.param_groups[1]["lr"] = LR_NETWORKS * lr_scale
-        if it < noise_until:
-            q = [y + torch.empty_like(y).uniform_(-0.5, 0.5) for y in latents]
-        else:
-            q = [y + (torch.round(y) - y).detach() for y in latents]  # straight-through rounding
-        bits = sum(laplace_bits(yq[0, 0], *arm(context_stack(yq)[0])).sum() for yq in q)
-        x_hat = syn(upsample_all(q, h, w))
-        mse = torch.mean((x_hat - x) ** 2)
-        rate = bits / (h * w)
-        loss = lam * 255.0**2 * mse + rate
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        done = it + 1
-        bpp = float(rate.detach())
-        psnr = 10 * math.log10(1.0 / max(float(mse.detach()), 1e-12))
-        if progress and (it % 10 == 0 or it == iterations - 1):
-            progress(done, iterations, bpp, psnr)
-    return latents, arm, syn, FitReport(done, time.perf_counter() - t0, bpp, psnr)
+def synthesis_integers(params: list[np.ndarray]) -> list[np.ndarray]:
+    return [np.round(np.asarray(p, dtype=np.float64) * 2.0**SYN_FRAC).astype(np.int64) for p in params]
 
 
 class OverfitCodec:
@@ -310,45 +234,45 @@ class OverfitCodec:
     def _encode_once(self, image: np.ndarray, lam: float, n: int, time_budget: float | None, reconstruct: bool,
                      preset: str, custom: bool, progress: Callable[[int, int, float, float], None] | None
                      ) -> tuple[list[bytes], np.ndarray | None]:
+        from .model import fit  # torch: needed to fit, not to decode
+
         h, w = image.shape[:2]
         latents, arm, syn, report = fit(image, lam, n, time_budget, progress=progress)
         latent_tables, weight_tables = tables()
-        farm = FixedPointArm.from_float(arm)
+        farm = FixedPointArm(*FixedPointArm.quantise([p.detach().double().numpy() for p in arm.parameters()]))
         arm_bytes, arm_ids = code_integers(farm.arrays(), weight_tables)
-        syn_ints = synthesis_integers(syn)
+        syn_ints = synthesis_integers([p.detach().double().numpy() for p in syn.parameters()])
         syn_bytes, syn_ids = code_integers(syn_ints, weight_tables)
-        grids = [torch.round(y.detach())[0, 0].numpy().astype(np.int64) for y in latents]
+        grids = [np.rint(y.detach()[0, 0].double().numpy()).astype(np.int64) for y in latents]
         if max(int(np.abs(g).max()) for g in grids) >= 1 << 30:
             raise CodecError("latent values out of range")
         preset_id = PRESET_IDS["custom"] if custom else PRESET_IDS[preset]
         params = _PARAMS.pack(preset_id, report.iterations) + bytes(arm_ids + syn_ids)
         sections = [params, arm_bytes, syn_bytes] + [code_grid(farm, g, latent_tables) for g in grids]
         self.last_report = report
-        recon = synthesize(synthesis_from_integers(syn_ints), grids, h, w) if reconstruct else None
+        recon = synthesize(synthesis_weights(syn_ints), grids, h, w) if reconstruct else None
         return sections, recon
 
     def decode(self, sections: tuple[bytes, ...], width: int, height: int, quality: int) -> np.ndarray:
         if width * height > MAX_PIXELS:
             raise CorruptStreamError(f"overfit stream declares {width}x{height}, more than {MAX_PIXELS} pixels")
-        syn_shapes = _synthesis_shapes()
         if len(sections) != 3 + LEVELS:
             raise CorruptStreamError(f"overfit stream has {len(sections)} sections, expected {3 + LEVELS}")
         params = sections[0]
-        arm_shapes = _arm_shapes()
-        if len(params) != _PARAMS.size + len(arm_shapes) + len(syn_shapes):
+        if len(params) != _PARAMS.size + len(ARM_SHAPES) + len(SYNTHESIS_SHAPES):
             raise CorruptStreamError("overfit parameter section has the wrong size")
         ids = list(params[_PARAMS.size:])
         latent_tables, weight_tables = tables()
         if max(ids) >= weight_tables.count:
             raise CorruptStreamError("overfit stream names a weight table that does not exist")
         try:
-            arm_ints = decode_integers(sections[1], arm_shapes, ids[:len(arm_shapes)], weight_tables)
+            arm_ints = decode_integers(sections[1], ARM_SHAPES, ids[:len(ARM_SHAPES)], weight_tables)
             try:
                 farm = FixedPointArm(*arm_ints)
             except ValueError as exc:  # weights beyond the ARM's exactness bounds
                 raise CorruptStreamError(f"overfit stream: {exc}") from None
-            syn = synthesis_from_integers(decode_integers(sections[2], syn_shapes, ids[len(arm_shapes):],
-                                                          weight_tables))
+            syn = synthesis_weights(decode_integers(sections[2], SYNTHESIS_SHAPES, ids[len(ARM_SHAPES):],
+                                                    weight_tables))
             grids = decode_grids(farm, list(sections[3:]), grid_shapes(height, width), latent_tables)
         except entropy.RansError as exc:
             raise CorruptStreamError(f"overfit stream: {exc}") from None

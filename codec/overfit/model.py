@@ -10,41 +10,34 @@ fits
 * an auto-regressive model (ARM): a small MLP that maps the ``CONTEXT`` neighbours of a
   latent value (already decoded, same grid) to the mean and log-scale of a Laplace
   distribution over that value;
-* a synthesis: every grid upsampled (bicubic) to the image size, stacked, then 1x1
-  convolutions and a 3x3 residual refinement to RGB.
+* a synthesis: every grid upsampled (bicubic) to the image size, stacked, then a per-pixel
+  MLP (1x1 convolutions) and a 3x3 residual refinement to RGB.
 
 Training minimises ``lambda * 255^2 * MSE + bpp`` (the same scaling as the hyperprior, so
 quality levels mean the same lambdas), with additive uniform noise on the latents first and
-straight-through rounding at the end.
+straight-through rounding at the end; the best straight-through iterate is kept.
 
-At coding time the ARM runs in integer arithmetic (:class:`FixedPointArm`), so encoder and
-decoder derive identical tables whatever the batch, the thread count or the machine.
+This module is the torch side (fitting). The decoder's computations, which the encoder also
+uses for its reconstruction, are in :mod:`codec.overfit.runtime`.
 """
 
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-LEVELS = 7
-#: causal neighbourhood (row, column offsets) the ARM sees; previous rows reach one column to
-#: the right, so values on the anti-diagonal ``c + 2r = t`` only depend on earlier ``t``
-CONTEXT = ((-2, -1), (-2, 0), (-2, 1), (-1, -2), (-1, -1), (-1, 0), (-1, 1), (0, -2), (0, -1))
-WAVE = 2  # wavefront index t = c + WAVE * r
-ARM_HIDDEN = 16
-SYN_HIDDEN = 24
-#: Laplace scales the coder has tables for, and the mean resolution (1 / MEAN_STEPS)
-SCALE_MIN, SCALE_MAX, SCALE_LEVELS = 0.05, 60.0, 32
-MEAN_STEPS = 8
-LOG_SCALE_MIN, LOG_SCALE_MAX = math.log(SCALE_MIN), math.log(SCALE_MAX)
+from .runtime import (ARM_HIDDEN, CONTEXT, LEVELS, LOG_SCALE_MAX, LOG_SCALE_MIN, SYN_HIDDEN, cubic_taps,
+                      grid_shapes)
 
-
-def grid_shapes(height: int, width: int) -> list[tuple[int, int]]:
-    return [(-(-height // 2**i), -(-width // 2**i)) for i in range(LEVELS)]
+LR_LATENT, LR_NETWORKS = 0.1, 1e-2  # Adam learning rates at the start of the cosine schedule
+NOISE_FRACTION = 0.9  # share of the iterations with additive noise; straight-through rounding after
 
 
 def context_stack(y: torch.Tensor) -> torch.Tensor:
@@ -84,115 +77,114 @@ class Arm(nn.Module):
 
 
 class Synthesis(nn.Module):
+    """Per-pixel MLP on the (H, W, LEVELS) upsampled latents, then a 3x3 residual refinement.
+    Parameters in the order of :data:`codec.overfit.runtime.SYNTHESIS_SHAPES`."""
+
     def __init__(self) -> None:
         super().__init__()
-        self.c1 = nn.Conv2d(LEVELS, SYN_HIDDEN, 1)
-        self.c2 = nn.Conv2d(SYN_HIDDEN, SYN_HIDDEN, 1)
-        self.c3 = nn.Conv2d(SYN_HIDDEN, 3, 1)
+        self.l1 = nn.Linear(LEVELS, SYN_HIDDEN)
+        self.l2 = nn.Linear(SYN_HIDDEN, SYN_HIDDEN)
+        self.l3 = nn.Linear(SYN_HIDDEN, 3)
         self.refine = nn.Conv2d(3, 3, 3, padding=1, padding_mode="replicate")
         with torch.no_grad():
-            self.c3.bias.fill_(0.5)
+            self.l3.bias.fill_(0.5)
             self.refine.weight.mul_(0.1)
             self.refine.bias.zero_()
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        x = self.c3(F.relu(self.c2(F.relu(self.c1(z)))))
+        """(H, W, LEVELS) -> (1, 3, H, W)."""
+        x = self.l3(F.relu(self.l2(F.relu(self.l1(z))))).permute(2, 0, 1)[None]
         return x + self.refine(x)
 
 
-def upsample_all(latents: list[torch.Tensor], height: int, width: int) -> torch.Tensor:
-    """Every grid (1, 1, h_i, w_i) brought to (1, LEVELS, height, width) by bicubic upsampling."""
-    ups = [latents[0][..., :height, :width]]
-    for i, y in enumerate(latents[1:], start=1):
-        ups.append(F.interpolate(y, scale_factor=2**i, mode="bicubic", align_corners=False)[..., :height, :width])
-    return torch.cat(ups, dim=1)
+class Upsampler:
+    """Bicubic upsampling of every grid to (H, W) as two dense matrix products per grid
+    (fast to differentiate); the same weights as :func:`codec.overfit.runtime.upsample`."""
+
+    def __init__(self, height: int, width: int) -> None:
+        self.height, self.width = height, width
+        self.mats = []
+        for i, (gh, gw) in enumerate(grid_shapes(height, width)[1:], start=1):
+            self.mats.append((self._matrix(height, gh, 2**i), self._matrix(width, gw, 2**i).T.contiguous()))
+
+    @staticmethod
+    def _matrix(n_out: int, n_in: int, factor: int) -> torch.Tensor:
+        index, weights = cubic_taps(n_out, n_in, factor)
+        m = np.zeros((n_out, n_in), dtype=np.float64)
+        np.add.at(m, (np.repeat(np.arange(n_out), 4), index.ravel()), weights.ravel())
+        return torch.from_numpy(m.astype(np.float32))
+
+    def __call__(self, latents: list[torch.Tensor]) -> torch.Tensor:
+        """Grids (1, 1, h_i, w_i) -> (H, W, LEVELS)."""
+        ups = [latents[0][0, 0, :self.height, :self.width]]
+        for y, (mh, mwT) in zip(latents[1:], self.mats):
+            ups.append(mh @ y[0, 0] @ mwT)
+        return torch.stack(ups, dim=-1)
 
 
-def macs_per_pixel(height: int, width: int) -> dict[str, float]:
-    """Multiply-accumulates per decoded pixel, by part."""
-    n = height * width
-    latents = sum(h * w for h, w in grid_shapes(height, width))
-    c = len(CONTEXT)
-    arm = latents * (c * ARM_HIDDEN + ARM_HIDDEN * ARM_HIDDEN + ARM_HIDDEN * 2) / n
-    upsample = (LEVELS - 1) * 16  # bicubic: 4x4 taps per output value
-    synthesis = LEVELS * SYN_HIDDEN + SYN_HIDDEN * SYN_HIDDEN + SYN_HIDDEN * 3 + 3 * 3 * 9
-    return {"arm": arm, "upsampling": float(upsample), "synthesis": float(synthesis),
-            "total": arm + upsample + synthesis}
+@dataclass
+class FitReport:
+    iterations: int
+    seconds: float
+    bpp_estimate: float
+    psnr: float
 
 
-class FixedPointArm:
-    """The ARM in integer arithmetic: weights ``round(w * 2^FRAC)``, activations in units of
-    ``2^-FRAC``, products shifted back with floor division. Exact on every machine.
+def fit(image: np.ndarray, lam: float, iterations: int, time_budget: float | None = None, seed: int = 0,
+        progress: Callable[[int, int, float, float], None] | None = None
+        ) -> tuple[list[torch.Tensor], Arm, Synthesis, FitReport]:
+    """Fit latents, ARM and synthesis to one image (HxWx3 uint8). ``progress(i, n, bpp, psnr)``.
 
-    Every quantity is an integer of bounded size (inputs clipped to ``±INPUT_LIMIT``, weights
-    at most ``WEIGHT_LIMIT``, hidden activations clipped to ``ACTIVATION_LIMIT``), so every
-    product and partial sum stays below 2^53. The matrix products therefore run as float64
-    BLAS calls and give the same integers in any summation order, on any thread count.
-
-    Outputs, per context row: ``base = floor(mean)`` and the table id
-    ``scale_index * MEAN_STEPS + floor(frac(mean) * MEAN_STEPS)``.
-    """
-
-    FRAC = 8
-    INPUT_LIMIT = 1 << 12
-    WEIGHT_LIMIT = 1 << 16
-    ACTIVATION_LIMIT = 1 << 24
-
-    def __init__(self, w1: np.ndarray, b1: np.ndarray, w2: np.ndarray, b2: np.ndarray,
-                 w3: np.ndarray, b3: np.ndarray):
-        arrays = [np.asarray(a, dtype=np.int64) for a in (w1, b1, w2, b2, w3, b3)]
-        if max(int(np.abs(a).max()) for a in arrays) > self.WEIGHT_LIMIT:
-            raise ValueError(f"ARM weights must lie within ±{self.WEIGHT_LIMIT}")
-        self._ints = arrays
-        self.w1, self.b1, self.w2, self.b2, self.w3, self.b3 = (a.astype(np.float64) for a in arrays)
-        self.w1T, self.w2T, self.w3T = (np.ascontiguousarray(w.T) for w in (self.w1, self.w2, self.w3))
-        one = 1 << self.FRAC
-        step = (LOG_SCALE_MAX - LOG_SCALE_MIN) / (SCALE_LEVELS - 1)
-        self.ls_min = int(round(LOG_SCALE_MIN * one))
-        self.ls_step = int(round(step * one))
-
-    @classmethod
-    def from_float(cls, arm: Arm) -> "FixedPointArm":
-        return cls(*cls.quantise(arm))
-
-    @classmethod
-    def quantise(cls, arm: Arm) -> list[np.ndarray]:
-        one = float(1 << cls.FRAC)
-        return [np.clip(np.round(p.detach().double().numpy() * one), -cls.WEIGHT_LIMIT, cls.WEIGHT_LIMIT)
-                .astype(np.int64)
-                for p in (arm.l1.weight, arm.l1.bias, arm.l2.weight, arm.l2.bias, arm.l3.weight, arm.l3.bias)]
-
-    def arrays(self) -> list[np.ndarray]:
-        return list(self._ints)
-
-    def _outputs(self, ctx: np.ndarray) -> np.ndarray:
-        """(n, 2) integer-valued float64: mean and log-scale in units of 2^-FRAC."""
-        inv = 1.0 / (1 << self.FRAC)  # a power of two: scaling and floor stay exact
-        top = float(self.ACTIVATION_LIMIT)
-        x = np.minimum(np.maximum(ctx, -self.INPUT_LIMIT), self.INPUT_LIMIT).astype(np.float64)
-        h = x @ self.w1T  # inputs are integers: units 2^-f already
-        h += self.b1
-        np.minimum(np.maximum(h, 0.0, out=h), top, out=h)
-        h = h @ self.w2T
-        h *= inv
-        np.floor(h, out=h)
-        h += self.b2
-        np.minimum(np.maximum(h, 0.0, out=h), top, out=h)
-        out = h @ self.w3T
-        out *= inv
-        np.floor(out, out=out)
-        out += self.b3
-        return out
-
-    def __call__(self, ctx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """ctx (n, len(CONTEXT)) integers -> (base int64, table id int64)."""
-        out = self._outputs(ctx).astype(np.int64)
-        mean8 = out[:, 0] >> (self.FRAC - 3)  # floor(mean * 8)
-        base = mean8 >> 3
-        frac = mean8 & 7
-        s = np.clip((out[:, 1] - self.ls_min + self.ls_step // 2) // self.ls_step, 0, SCALE_LEVELS - 1)
-        return base, s * MEAN_STEPS + frac
-
-
-
-assert MEAN_STEPS == 8 and FixedPointArm.FRAC >= 3
+    The returned parameters are those of the straight-through iteration with the lowest cost
+    (the last one when the fit stops before that phase)."""
+    torch.manual_seed(seed)
+    h, w = image.shape[:2]
+    x = torch.tensor(np.asarray(image), dtype=torch.float32).permute(2, 0, 1)[None] / 255.0
+    latents = [torch.zeros(1, 1, gh, gw, requires_grad=True) for gh, gw in grid_shapes(h, w)]
+    arm, syn = Arm(), Synthesis()
+    up = Upsampler(h, w)
+    opt = torch.optim.Adam([{"params": latents, "lr": LR_LATENT},
+                            {"params": list(arm.parameters()) + list(syn.parameters()), "lr": LR_NETWORKS}])
+    noise_until = int(NOISE_FRACTION * iterations)
+    t0 = time.perf_counter()
+    bpp = psnr = float("nan")
+    best: tuple[float, list[torch.Tensor], dict, dict, float, float] | None = None
+    done = 0
+    for it in range(iterations):
+        if time_budget is not None and time.perf_counter() - t0 > time_budget:
+            break
+        frac = it / max(1, iterations - 1)
+        lr_scale = 0.5 * (1 + math.cos(math.pi * frac)) * 0.95 + 0.05
+        opt.param_groups[0]["lr"] = LR_LATENT * lr_scale
+        opt.param_groups[1]["lr"] = LR_NETWORKS * lr_scale
+        rounded = it >= noise_until
+        if rounded:
+            q = [y + (torch.round(y) - y).detach() for y in latents]  # straight-through rounding
+        else:
+            q = [y + torch.empty_like(y).uniform_(-0.5, 0.5) for y in latents]
+        bits = sum(laplace_bits(yq[0, 0], *arm(context_stack(yq)[0])).sum() for yq in q)
+        x_hat = syn(up(q))
+        mse = torch.mean((x_hat - x) ** 2)
+        rate = bits / (h * w)
+        loss = lam * 255.0**2 * mse + rate
+        bpp = float(rate.detach())
+        psnr = 10 * math.log10(1.0 / max(float(mse.detach()), 1e-12))
+        cost = float(loss.detach())
+        if rounded and (best is None or cost < best[0]):  # the cost of the parameters as they are now
+            best = (cost, [y.detach().clone() for y in latents],
+                    {k: v.clone() for k, v in arm.state_dict().items()},
+                    {k: v.clone() for k, v in syn.state_dict().items()}, bpp, psnr)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        done = it + 1
+        if progress and (it % 10 == 0 or it == iterations - 1):
+            progress(done, iterations, bpp, psnr)
+    if best is not None:
+        _, kept, arm_state, syn_state, bpp, psnr = best
+        with torch.no_grad():
+            for y, k in zip(latents, kept):
+                y.copy_(k)
+        arm.load_state_dict(arm_state)
+        syn.load_state_dict(syn_state)
+    return latents, arm, syn, FitReport(done, time.perf_counter() - t0, bpp, psnr)

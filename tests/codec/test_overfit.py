@@ -10,7 +10,9 @@ import torch
 
 import codec
 from codec.overfit.coding import Wavefronts, code_grid, decode_grid, tables
-from codec.overfit.model import CONTEXT, WAVE, Arm, FixedPointArm, macs_per_pixel
+from codec.overfit.model import Arm, Synthesis, Upsampler
+from codec.overfit.runtime import (ARM_SHAPES, CONTEXT, SYNTHESIS_SHAPES, WAVE, FixedPointArm, grid_shapes,
+                                   macs_per_pixel, synthesize, upsample)
 
 ROOT = Path(__file__).resolve().parents[2]
 LATENT_DIGEST = "d9e9e58443317e26"
@@ -32,7 +34,7 @@ def test_wavefronts_only_depend_on_earlier_groups():
 
 def test_integer_arm_grid_round_trip_with_large_values():
     torch.manual_seed(0)
-    farm = FixedPointArm.from_float(Arm())
+    farm = FixedPointArm(*FixedPointArm.quantise([p.detach().numpy() for p in Arm().parameters()]))
     rng = np.random.default_rng(1)
     grid = rng.integers(-20, 21, (13, 9))
     grid[3, 4] = 10**6  # escaped
@@ -114,7 +116,7 @@ def test_float_blas_arm_equals_integer_arithmetic_at_the_limits():
     rng = np.random.default_rng(3)
     lim = FixedPointArm.WEIGHT_LIMIT
     for trial in range(4):
-        arrays = [rng.integers(-lim, lim + 1, s) for s in ((16, len(CONTEXT)), (16,), (16, 16), (16,), (2, 16), (2,))]
+        arrays = [rng.integers(-lim, lim + 1, s) for s in ARM_SHAPES]
         if trial == 0:
             arrays = [np.full_like(a, lim) for a in arrays]
         ctx = rng.integers(-3 * FixedPointArm.INPUT_LIMIT, 3 * FixedPointArm.INPUT_LIMIT, (5000, len(CONTEXT)))
@@ -122,3 +124,58 @@ def test_float_blas_arm_equals_integer_arithmetic_at_the_limits():
         assert np.array_equal(arm._outputs(ctx).astype(np.int64), _integer_arm_reference(arrays, ctx))
     with pytest.raises(ValueError):
         FixedPointArm(*[a * 0 + lim + 1 for a in arrays])
+
+
+def test_network_shapes_are_the_stream_order():
+    assert [tuple(p.shape) for p in Arm().parameters()] == list(ARM_SHAPES)
+    assert [tuple(p.shape) for p in Synthesis().parameters()] == list(SYNTHESIS_SHAPES)
+
+
+def test_numpy_decoder_matches_the_fitted_torch_model():
+    # the encoder fits with torch (dense upsampling matrices, nn layers); the decoder runs
+    # numpy (4-tap bicubic, explicit MLP): same function up to float rounding, and the same
+    # bicubic as torch's interpolate
+    rng = np.random.default_rng(4)
+    h, w = 37, 53
+    grids = [rng.integers(-6, 7, s) for s in grid_shapes(h, w)]
+    up = Upsampler(h, w)([torch.from_numpy(g.astype(np.float32))[None, None] for g in grids])
+    for i, g in enumerate(grids):
+        ours = upsample(g.astype(np.float32), 2**i, h, w)
+        ref = torch.nn.functional.interpolate(torch.from_numpy(g.astype(np.float32))[None, None], scale_factor=2**i,
+                                              mode="bicubic", align_corners=False)[0, 0, :h, :w].numpy()
+        assert np.abs(ours - ref).max() < 1e-5 and np.abs(up[..., i].numpy() - ours).max() < 1e-5
+    torch.manual_seed(1)
+    syn = Synthesis()
+    with torch.no_grad():
+        x = syn(up)[0].permute(1, 2, 0).numpy()
+    img = synthesize([p.detach().numpy() for p in syn.parameters()], grids, h, w)
+    assert np.abs(img.astype(np.float64) - np.clip(x, 0, 1) * 255).max() < 0.5 + 1e-3
+
+
+def test_decoding_imports_no_torch(tmp_path, sample_path):
+    from PIL import Image
+
+    img = np.asarray(Image.open(sample_path).convert("RGB"))[:24, :24]
+    (tmp_path / "s.lcd").write_bytes(codec.compress_image(img, codec="overfit", iterations=5).data)
+    code = ("import sys, codec; codec.decompress(open(sys.argv[1], 'rb').read()); "
+            "print('torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "s.lcd")], capture_output=True, cwd=ROOT, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "False"
+
+
+def test_fit_keeps_its_best_rounded_iterate():
+    from codec.overfit import model
+
+    img = np.asarray(np.random.default_rng(5).integers(0, 256, (16, 16, 3)), dtype=np.uint8)
+    img.setflags(write=False)  # a read-only input is fine and is not modified
+    latents, arm, syn, report = model.fit(img, 0.0067, 20)
+    assert report.iterations == 20 and np.isfinite(report.bpp_estimate)
+    # the returned latents reproduce the reported rate of the kept iterate
+    up = model.Upsampler(16, 16)
+    q = [torch.round(y) for y in latents]
+    with torch.no_grad():
+        bits = sum(model.laplace_bits(y[0, 0], *arm(model.context_stack(y)[0])).sum() for y in q)
+        mse = float(torch.mean((syn(up(q)) - torch.from_numpy(img.copy()).permute(2, 0, 1)[None] / 255.0) ** 2))
+    assert abs(float(bits) / 256 - report.bpp_estimate) < 1e-4
+    assert abs(10 * np.log10(1 / mse) - report.psnr) < 1e-3
