@@ -187,12 +187,13 @@ def _pop_group(coder: Any, t: np.ndarray, tables: TableSet) -> np.ndarray:
             edge_hi = edge_lo + last[esc] - 1
             d64 = dist.astype(np.int64)
             values[esc] = np.where(below, edge_lo - 1 - d64, edge_hi + 1 + d64)
+            # values inside a table's support are int32 by construction; escapes may not be
+            if values.min() < INT32_MIN or values.max() > INT32_MAX:
+                raise RansError("corrupt stream: decoded value outside int32")
     except RansError:
         raise
     except Exception as exc:  # constriction reports malformed data as ValueError/Rust panics
         raise RansError(f"corrupt entropy-coded stream ({exc.__class__.__name__})") from None
-    if values.size and (values.min() < INT32_MIN or values.max() > INT32_MAX):
-        raise RansError("corrupt stream: decoded value outside int32")
     out = np.empty(t.size, dtype=np.int64)
     out[order] = values
     return out

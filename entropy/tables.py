@@ -92,6 +92,8 @@ class TableSet:
             raise TableError("every table needs at least one symbol and the escape")
         if offsets.size != lengths.size:
             raise TableError("one offset per table is required")
+        if np.any(offsets.astype(np.int64) + lengths - 2 > np.iinfo(np.int32).max):
+            raise TableError("every value a table codes directly must fit in int32")
         if np.any(freqs < 1):
             raise TableError("every frequency must be at least 1")
         sums = np.add.reduceat(freqs.astype(np.int64), starts[:-1])

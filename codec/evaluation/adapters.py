@@ -37,6 +37,7 @@ class Adapter:
     settings: tuple[float, ...]  # default sweep
     run: Callable[[np.ndarray, float], Coded]
     version: str  # goes into the cache key: a new version re-measures
+    fitted: bool = False  # fitted at encode time: its streams are kept (re-timing a decode is cheap, a fit is not)
 
     def available(self) -> str | None:
         """None when usable, else a one-line reason."""
@@ -91,20 +92,22 @@ def _lcodec(name: str, options: dict[str, object]) -> Callable[[np.ndarray, floa
         from .. import api
 
         # a codec fitted at encode time is checked on every image: the stream must decode to
-        # exactly the encoder's reconstruction, and to the same pixels whatever torch's
-        # thread count, or the measurement fails
+        # exactly the encoder's reconstruction, and to the same pixels whatever the torch and
+        # BLAS thread counts, or the measurement fails
         verify = bool(options)
         coded = _timed(lambda: api.compress(img, codec=name, quality=int(q), verify=verify, **options),
                        api.decompress)
         if verify:
             import torch
+            from threadpoolctl import threadpool_limits
 
             before = torch.get_num_threads()
             try:
-                for threads in {1, 2} - {before}:
+                for threads in (1, 2):
                     torch.set_num_threads(threads)
-                    if not np.array_equal(api.decompress(coded.data)[:, :, :3], coded.decoded):
-                        raise CodecError(f"{name}: decoded pixels differ with {threads} torch threads")
+                    with threadpool_limits(limits=threads):
+                        if not np.array_equal(api.decompress(coded.data)[:, :, :3], coded.decoded):
+                            raise CodecError(f"{name}: decoded pixels differ with {threads} threads")
             finally:
                 torch.set_num_threads(before)
         return coded
@@ -267,7 +270,7 @@ def lcodec_adapter(name: str) -> Adapter:
     qualities = tuple(float(q) for q in spec.qualities)
     summary = spec.summary + (f", {options['preset']} preset" if options else "")
     return Adapter(name, f"lcodec {name}: {summary}", qualities, _lcodec(base, options),
-                   _lcodec_version(base) + (f"-{options['preset']}" if options else ""))
+                   _lcodec_version(base) + (f"-{options['preset']}" if options else ""), fitted=spec.fitted)
 
 
 def image_hash(img: np.ndarray) -> str:

@@ -93,7 +93,12 @@ def resolve_adapter(name: str) -> Adapter:
     return lcodec_adapter(name)
 
 
-def _measure(path: str, name: str, setting: float, version: str) -> dict:
+def stream_path(out_dir: Path, codec: str, image: str, setting: float) -> Path:
+    """Where the eval keeps a fitted codec's stream (``out_dir/streams/CODEC/IMAGE-SETTING.lcd``)."""
+    return Path(out_dir) / "streams" / codec / f"{Path(image).stem}-{setting:g}.lcd"
+
+
+def _measure(path: str, name: str, setting: float, version: str, out_dir: str) -> dict:
     from ..imageio import read_image
 
     img = read_image(path)
@@ -101,6 +106,12 @@ def _measure(path: str, name: str, setting: float, version: str) -> dict:
     coded = adapter.run(img, setting)
     if coded.decoded.shape != img.shape:
         raise CodecError(f"{name} decoded {path} to shape {coded.decoded.shape}, expected {img.shape}")
+    if adapter.fitted:
+        dest = stream_path(Path(out_dir), name, path, setting)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_suffix(".part")
+        tmp.write_bytes(coded.data)
+        tmp.replace(dest)
     h, w = img.shape[:2]
     try:
         ssim = ms_ssim(img, coded.decoded) if min(h, w) > 160 else float("nan")
@@ -145,7 +156,7 @@ def run_eval(images: list[Path], jobs_spec: list[tuple[Adapter, list[float]]], o
                 if key in cached:
                     rows.append(cached[key])
                 else:
-                    todo.append((str(p), adapter.name, float(s), adapter.version))
+                    todo.append((str(p), adapter.name, float(s), adapter.version, str(out_dir)))
     total, done = len(rows) + len(todo), len(rows)
     if progress:
         progress(done, total, "cached")

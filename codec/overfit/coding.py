@@ -5,10 +5,10 @@ Stream sections (FORMAT.md has the normative layout):
 0. parameters: preset id, iterations run, and one Gaussian table id per network tensor;
 1. ARM weights, integers (fixed point, 2^-8), coded with those tables;
 2. synthesis weights, integers (step 2^-SYN_FRAC), likewise;
-3. ... 3 + LEVELS - 1: latent grid ``i``, one stream of wavefront groups
-   (:class:`entropy.GroupEncoder`): the values with ``c + 2r = t`` for t = 0, 1, ..., each
-   coded as ``value - base`` with the Laplace table the integer ARM picks from the values
-   decoded before them.
+3. the latent grids, one stream of wavefront groups (:class:`entropy.GroupEncoder`): group
+   ``t`` holds the values with ``c + 2r = t`` of every grid that has them (grid 0 first),
+   each coded as ``value - base`` with the Laplace table the integer ARM picks from the
+   values decoded before it.
 
 Exactness: the ARM is integer arithmetic, so tables match bit for bit anywhere. The
 synthesis runs in float32 numpy on the same integer latents and the same dequantised weights
@@ -29,7 +29,7 @@ import numpy as np
 import entropy
 
 from ..errors import CodecError, CorruptStreamError, UnsupportedImageError
-from .runtime import (ARM_SHAPES, LEVELS, MEAN_STEPS, SCALE_LEVELS, SCALE_MAX, SCALE_MIN, SYNTHESIS_SHAPES, WAVE,
+from .runtime import (ARM_SHAPES, MEAN_STEPS, SCALE_LEVELS, SCALE_MAX, SCALE_MIN, SYNTHESIS_SHAPES, WAVE,
                       CONTEXT, FixedPointArm, grid_shapes, synthesize)
 
 MODEL_ID = 3  # 1: synthesis weights in steps of 2^-7; 2: torch's bicubic and convolutions (neither read)
@@ -95,50 +95,51 @@ class Wavefronts:
         return self.padded_index(pos)[:, None] + offsets[None, :]
 
 
-def code_grid(arm: FixedPointArm, values: np.ndarray, latent_tables: entropy.TableSet) -> bytes:
-    """One grid of integer latents (h, w) -> its wavefront stream."""
-    h, w = values.shape
-    wf = Wavefronts.for_grid(h, w)
-    padded = np.zeros(wf.padded_size, dtype=np.int64)
-    flat = values.astype(np.int64).ravel()
-    padded[wf.padded_index(np.arange(h * w))] = flat
-    base = np.empty(h * w, dtype=np.int64)
-    ids = np.empty(h * w, dtype=np.int64)
-    for a in range(0, h * w, 1 << 18):  # every context is known at the encoder: big batches
-        pos = np.arange(a, min(h * w, a + (1 << 18)))
-        base[pos], ids[pos] = arm(padded[wf.context_index(pos)])
+def code_grids(arm: FixedPointArm, grids: list[np.ndarray], latent_tables: entropy.TableSet) -> bytes:
+    """Integer latent grids -> one stream of wavefront groups (see the module doc)."""
+    fronts = [Wavefronts.for_grid(*g.shape) for g in grids]
+    flats, bases, ids = [], [], []
+    for g, wf in zip(grids, fronts):
+        h, w = g.shape
+        padded = np.zeros(wf.padded_size, dtype=np.int64)
+        flat = g.astype(np.int64).ravel()
+        padded[wf.padded_index(np.arange(h * w))] = flat
+        base = np.empty(h * w, dtype=np.int64)
+        tid = np.empty(h * w, dtype=np.int64)
+        for a in range(0, h * w, 1 << 18):  # every context is known at the encoder: big batches
+            pos = np.arange(a, min(h * w, a + (1 << 18)))
+            base[pos], tid[pos] = arm(padded[wf.context_index(pos)])
+        flats.append(flat)
+        bases.append(base)
+        ids.append(tid)
     enc = entropy.GroupEncoder(latent_tables)
-    for t in range(len(wf.bounds) - 2, -1, -1):
-        pos = wf.order[wf.bounds[t]:wf.bounds[t + 1]]
-        enc.push_reverse(flat[pos] - base[pos], ids[pos])
+    for t in range(max(len(wf.bounds) - 1 for wf in fronts) - 1, -1, -1):
+        pos = [(k, wf.order[wf.bounds[t]:wf.bounds[t + 1]]) for k, wf in enumerate(fronts) if t < len(wf.bounds) - 1]
+        enc.push_reverse(np.concatenate([flats[k][q] - bases[k][q] for k, q in pos]),
+                         np.concatenate([ids[k][q] for k, q in pos]))
     return enc.finish()
 
 
-def decode_grid(arm: FixedPointArm, data: bytes, h: int, w: int, latent_tables: entropy.TableSet) -> np.ndarray:
-    return decode_grids(arm, [data], [(h, w)], latent_tables)[0]
-
-
-def decode_grids(arm: FixedPointArm, streams: list[bytes], shapes: list[tuple[int, int]],
+def decode_grids(arm: FixedPointArm, data: bytes, shapes: list[tuple[int, int]],
                  latent_tables: entropy.TableSet) -> list[np.ndarray]:
-    """Inverse of :func:`code_grid` for several grids at once: step ``t`` decodes wavefront
-    ``t`` of every grid that has one, with a single ARM evaluation over all of them."""
+    """Inverse of :func:`code_grids`: step ``t`` decodes wavefront ``t`` of every grid that
+    has one, with one ARM evaluation and one group of the stream."""
     fronts = [Wavefronts.for_grid(h, w) for h, w in shapes]
     padded = [np.zeros(wf.padded_size, dtype=np.int64) for wf in fronts]
     target = [wf.padded_index(wf.order) for wf in fronts]  # where each value goes, in coding order
     context = [wf.context_index(wf.order) for wf in fronts]
-    decoders = [entropy.GroupDecoder(data, latent_tables) for data in streams]
+    dec = entropy.GroupDecoder(data, latent_tables)
     for t in range(max(len(wf.bounds) - 1 for wf in fronts)):
-        live = [g for g, wf in enumerate(fronts) if t < len(wf.bounds) - 1]
-        spans = [(fronts[g].bounds[t], fronts[g].bounds[t + 1]) for g in live]
-        ctx = np.concatenate([padded[g][context[g][a:b]] for g, (a, b) in zip(live, spans)])
+        spans = [(g, fronts[g].bounds[t], fronts[g].bounds[t + 1]) for g in range(len(fronts))
+                 if t < len(fronts[g].bounds) - 1]
+        ctx = np.concatenate([padded[g][context[g][a:b]] for g, a, b in spans])
         base, ids = arm(ctx)
+        values = dec.pop(ids) + base
         k = 0
-        for g, (a, b) in zip(live, spans):
-            n = b - a
-            padded[g][target[g][a:b]] = decoders[g].pop(ids[k:k + n]) + base[k:k + n]
-            k += n
-    for dec in decoders:
-        dec.finish()
+        for g, a, b in spans:
+            padded[g][target[g][a:b]] = values[k:k + b - a]
+            k += b - a
+    dec.finish()
     return [p.reshape(wf.h + 2, wf.w + 4)[2:, 2:-2].copy() for p, wf in zip(padded, fronts)]
 
 
@@ -248,7 +249,7 @@ class OverfitCodec:
             raise CodecError("latent values out of range")
         preset_id = PRESET_IDS["custom"] if custom else PRESET_IDS[preset]
         params = _PARAMS.pack(preset_id, report.iterations) + bytes(arm_ids + syn_ids)
-        sections = [params, arm_bytes, syn_bytes] + [code_grid(farm, g, latent_tables) for g in grids]
+        sections = [params, arm_bytes, syn_bytes, code_grids(farm, grids, latent_tables)]
         self.last_report = report
         recon = synthesize(synthesis_weights(syn_ints), grids, h, w) if reconstruct else None
         return sections, recon
@@ -256,8 +257,8 @@ class OverfitCodec:
     def decode(self, sections: tuple[bytes, ...], width: int, height: int, quality: int) -> np.ndarray:
         if width * height > MAX_PIXELS:
             raise CorruptStreamError(f"overfit stream declares {width}x{height}, more than {MAX_PIXELS} pixels")
-        if len(sections) != 3 + LEVELS:
-            raise CorruptStreamError(f"overfit stream has {len(sections)} sections, expected {3 + LEVELS}")
+        if len(sections) != 4:
+            raise CorruptStreamError(f"overfit stream has {len(sections)} sections, expected 4")
         params = sections[0]
         if len(params) != _PARAMS.size + len(ARM_SHAPES) + len(SYNTHESIS_SHAPES):
             raise CorruptStreamError("overfit parameter section has the wrong size")
@@ -273,7 +274,7 @@ class OverfitCodec:
                 raise CorruptStreamError(f"overfit stream: {exc}") from None
             syn = synthesis_weights(decode_integers(sections[2], SYNTHESIS_SHAPES, ids[len(ARM_SHAPES):],
                                                     weight_tables))
-            grids = decode_grids(farm, list(sections[3:]), grid_shapes(height, width), latent_tables)
+            grids = decode_grids(farm, sections[3], grid_shapes(height, width), latent_tables)
         except entropy.RansError as exc:
             raise CorruptStreamError(f"overfit stream: {exc}") from None
         if max(int(np.abs(g).max()) for g in grids) >= 1 << 30:

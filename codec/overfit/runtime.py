@@ -99,8 +99,7 @@ def synthesize(weights: list[np.ndarray], grids: list[np.ndarray], height: int, 
         r = np.broadcast_to(br, x.shape).copy()
         for dy in range(3):
             for dx in range(3):
-                for ci in range(3):
-                    r += p[dy:dy + height, dx:dx + width, ci, None] * wr[:, ci, dy, dx]
+                r += p[dy:dy + height, dx:dx + width] @ np.ascontiguousarray(wr[:, :, dy, dx].T)
         x += r
     return np.rint(np.clip(x, 0.0, 1.0) * np.float32(255.0)).astype(np.uint8)
 

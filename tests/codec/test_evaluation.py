@@ -103,6 +103,23 @@ def test_overfit_adapter_names_its_preset_and_checks_exactness():
 
     assert np.array_equal(coded.decoded, codec.decompress(coded.data))
     assert codec.info(coded.data)["codec"] == "overfit"
+    assert fast.fitted and not lcodec_adapter("hyperprior").fitted
+
+
+def test_eval_keeps_the_streams_of_fitted_codecs(tmp_path):
+    from codec.evaluation.adapters import lcodec_adapter
+    from codec.evaluation.runner import stream_path
+
+    img = np.random.default_rng(1).integers(0, 256, (16, 24, 3), dtype=np.uint8)
+    Image.fromarray(img).save(tmp_path / "a.png")
+    out = tmp_path / "out"
+    rows = run_eval([tmp_path / "a.png"], [(lcodec_adapter("overfit-fast"), [2])], out)
+    kept = stream_path(out, "overfit-fast", "a.png", 2.0)
+    assert kept.stat().st_size == rows[0].bytes
+    import codec
+
+    assert codec.decompress(kept.read_bytes()).shape == img.shape
+    assert not list(out.glob("streams/**/*.part"))
 
 
 def test_fitted_codecs_are_left_out_of_the_default_eval(images, tmp_path):
