@@ -33,6 +33,7 @@ def write_weights(tensors: dict[str, Any], metadata: dict[str, str], path: Path,
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     save_file(tensors, str(tmp), metadata=metadata)
+    os.chmod(tmp, 0o644)  # shipped data, readable by all (the writer's default is owner-only)
     os.replace(tmp, path)
     full = {"file": path.name, "sha256": sha256_file(path), **manifest}
     path.with_suffix(".json").write_text(json.dumps(full, indent=2, sort_keys=True) + "\n")
