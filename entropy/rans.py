@@ -66,10 +66,11 @@ class _Models:
 
     def __init__(self, tables: TableSet) -> None:
         self._tables = tables
-        self._built: dict[int, Any] = {}
+        self.built: list[Any] = [None] * tables.count  # read directly in the coding loops
 
-    def __getitem__(self, t: int) -> Any:
-        model = self._built.get(t)
+    def build(self, t: int) -> Any:
+        """The model of table ``t``, built now if it was not yet."""
+        model = self.built[t]
         if model is None:
             total = float(1 << self._tables.precision)
             # frequencies / 2**precision are exact binary fractions, so the model constriction
@@ -77,7 +78,9 @@ class _Models:
             probs = self._tables.table(t).astype(np.float64) / total
             model = _constriction().stream.model.Categorical(probs, perfect=True)
             with _lock:
-                model = self._built.setdefault(t, model)
+                if self.built[t] is None:
+                    self.built[t] = model
+                model = self.built[t]
         return model
 
 
@@ -153,8 +156,9 @@ def _push_group(coder: Any, v: np.ndarray, t: np.ndarray, tables: TableSet) -> N
         idx = np.where(esc, last, idx)
     models = _models(tables)
     symbols = idx.astype(np.int32)
+    built = models.built
     for table, a, b in reversed(_runs(t)):
-        coder.encode_reverse(symbols[a:b], models[table])
+        coder.encode_reverse(symbols[a:b], built[table] or models.build(table))
 
 
 def _pop_group(coder: Any, t: np.ndarray, tables: TableSet) -> np.ndarray:
@@ -164,8 +168,9 @@ def _pop_group(coder: Any, t: np.ndarray, tables: TableSet) -> np.ndarray:
     models = _models(tables)
     idx = np.empty(t.size, dtype=np.int64)
     try:
+        built, decode = models.built, coder.decode
         for table, a, b in _runs(ts):
-            idx[a:b] = coder.decode(models[table], b - a)
+            idx[a:b] = decode(built[table] or models.build(table), b - a)
         last = tables.lengths[ts] - 1
         esc = idx == last
         values = idx + tables.offsets[ts]

@@ -185,7 +185,7 @@ class FixedPointArm:
         mean8 = out[:, 0] >> (self.FRAC - 3)  # floor(mean * 8)
         base = mean8 >> 3
         frac = mean8 & 7
-        s = np.clip((out[:, 1] - self.ls_min + self.ls_step // 2) // self.ls_step, 0, SCALE_LEVELS - 1)
+        s = np.minimum(np.maximum((out[:, 1] - self.ls_min + self.ls_step // 2) // self.ls_step, 0), SCALE_LEVELS - 1)
         return base, s * MEAN_STEPS + frac
 
 
