@@ -205,8 +205,30 @@ def curves(rows: list[Row], descriptions: dict[str, str]) -> dict[str, dict]:
     return out
 
 
+def _load_coolchic_tsv(path: Path) -> dict:
+    """Cool-chic's published per-image table (``seq_name lmbda rate_bpp ... psnr_db ...``):
+    the mean rate and PSNR over the images at each lambda, the same averaging as our curves."""
+    try:
+        lines = [ln.split("\t") for ln in Path(path).read_text().splitlines() if ln.strip()]
+        head = lines[0]
+        lam, bpp, db = head.index("lmbda"), head.index("rate_bpp"), head.index("psnr_db")
+        by_lambda: dict[float, list[tuple[float, float]]] = {}
+        for row in lines[1:]:
+            by_lambda.setdefault(float(row[lam]), []).append((float(row[bpp]), float(row[db])))
+    except (OSError, ValueError, IndexError) as exc:
+        raise CodecError(f"{path}: not a Cool-chic results table ({exc.__class__.__name__})") from None
+    order = sorted(by_lambda, reverse=True)  # low rate first
+    res = {"bpp": [float(np.mean([b for b, _ in by_lambda[k]])) for k in order],
+           "psnr-rgb": [float(np.mean([d for _, d in by_lambda[k]])) for k in order]}
+    return {"name": f"{Path(path).stem} (published)", "description": "Cool-chic, per-image results averaged",
+            "results": res, "source": str(path)}
+
+
 def load_published(path: Path) -> dict:
-    """A CompressAI-format results JSON; MS-SSIM is converted to dB where only one is given."""
+    """A CompressAI-format results JSON (MS-SSIM is converted to dB where only one is given),
+    or a Cool-chic per-image ``.tsv``."""
+    if Path(path).suffix == ".tsv":
+        return _load_coolchic_tsv(path)
     try:
         data = json.loads(Path(path).read_text())
         res = dict(data["results"])

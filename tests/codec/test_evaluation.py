@@ -131,3 +131,15 @@ def test_fitted_codecs_are_left_out_of_the_default_eval(images, tmp_path):
     assert r.exit_code == 0, r.output
     assert "not measured by default" in r.output and "overfit" in r.output
     assert not (tmp_path / "overfit-fast.json").exists() and (tmp_path / "hyperprior.json").exists()
+
+
+def test_coolchic_tables_load_as_mean_curves(tmp_path):
+    tsv = tmp_path / "cc.tsv"
+    tsv.write_text("seq_name\tlmbda\trate_bpp\tn_pixels\tpsnr_db\n"
+                   "a\t0.001\t1.0\t10\t30.0\nb\t0.001\t2.0\t10\t32.0\n"
+                   "a\t0.004\t0.5\t10\t27.0\nb\t0.004\t0.7\t10\t29.0\n")
+    c = load_published(tsv)
+    assert c["results"]["bpp"] == pytest.approx([0.6, 1.5]) and c["results"]["psnr-rgb"] == pytest.approx([28, 31])
+    tsv.write_text("not\ta table\n")
+    with pytest.raises(CodecError, match="Cool-chic"):
+        load_published(tsv)
