@@ -1,4 +1,4 @@
-"""Fitting, coding and decoding of the overfitted codec (see :mod:`codec.overfit.model`).
+"""Coding and decoding of the overfitted codec (fitting: :mod:`codec.overfit.model`).
 
 Stream sections (FORMAT.md has the normative layout):
 
@@ -29,8 +29,8 @@ import numpy as np
 import entropy
 
 from ..errors import CodecError, CorruptStreamError, UnsupportedImageError
-from .runtime import (ARM_SHAPES, MEAN_STEPS, SCALE_LEVELS, SCALE_MAX, SCALE_MIN, SYNTHESIS_SHAPES, WAVE,
-                      CONTEXT, FixedPointArm, grid_shapes, synthesize)
+from .runtime import (ARM_SHAPES, CONTEXT, MEAN_STEPS, SCALE_LEVELS, SCALE_MAX, SCALE_MIN, SYNTHESIS_SHAPES,
+                      WAVE, FixedPointArm, grid_shapes, synthesize)
 
 MODEL_ID = 3  # 1: synthesis weights in steps of 2^-7; 2: torch's bicubic and convolutions (neither read)
 SYN_FRAC = 9  # synthesis weights are multiples of 2^-9 (coarser steps cost more PSNR than they save)
