@@ -65,58 +65,72 @@ def tables() -> tuple[entropy.TableSet, entropy.TableSet]:
 # -- wavefronts ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Wavefronts:
-    """Flat positions of one grid, grouped by t = c + WAVE * r; contexts are read from the
-    zero-padded grid (2 rows on top, 2 columns each side), flattened."""
+    """The coding order of a set of grids, as indices into one flat buffer that holds every
+    grid zero-padded (2 rows on top, 2 columns each side), grid after grid.
 
-    h: int
-    w: int
-    order: np.ndarray  # positions (r * w + c) sorted by t, then r
-    bounds: np.ndarray  # group t is order[bounds[t]:bounds[t + 1]]
+    Values are ordered by wavefront ``t = c + WAVE * r``, then grid, then row: step ``t`` is
+    ``slot[bounds[t]:bounds[t + 1]]``, and :meth:`context` gives the buffer indices of each
+    value's causal neighbours, all of them decoded at earlier steps or padding.
+    """
+
+    shapes: tuple[tuple[int, int], ...]
+    starts: tuple[int, ...]  # where each padded grid begins in the buffer
+    size: int  # buffer length
+    slot: np.ndarray  # (n,) buffer index of each value, in coding order
+    source: np.ndarray  # (n,) index of each value in the grids' concatenated raster order
+    grid: np.ndarray  # (n,) grid of each value, in coding order
+    offsets: np.ndarray  # (grids, len(CONTEXT)) buffer offsets of the neighbours, per grid
+    bounds: np.ndarray  # step t is [bounds[t], bounds[t + 1])
 
     @classmethod
-    def for_grid(cls, h: int, w: int) -> "Wavefronts":
-        r, c = np.divmod(np.arange(h * w, dtype=np.int64), w)
-        t = c + WAVE * r
-        order = np.lexsort((r, t))
-        bounds = np.searchsorted(t[order], np.arange(int(t.max()) + 2), side="left")
-        return cls(h, w, order, bounds)
+    def for_grids(cls, shapes: list[tuple[int, int]]) -> "Wavefronts":
+        starts, size, raster = [], 0, 0
+        keys, slots = [], []
+        for g, (h, w) in enumerate(shapes):
+            r, c = np.divmod(np.arange(h * w, dtype=np.int64), w)
+            keys.append((c + WAVE * r) * len(shapes) + g)
+            slots.append(size + (r + 2) * (w + 4) + c + 2)
+            starts.append(size)
+            size += (h + 2) * (w + 4)
+            raster += h * w
+        key = np.concatenate(keys)
+        # the concatenation is in raster order within each grid, grid after grid, so a stable
+        # sort by (t, grid) orders each group by grid, then row
+        source = np.argsort(key, kind="stable")
+        t = key[source] // len(shapes)
+        bounds = np.searchsorted(t, np.arange(int(t[-1]) + 2), side="left")
+        offsets = np.array([[dr * (w + 4) + dc for dr, dc in CONTEXT] for _, w in shapes], dtype=np.int64)
+        return cls(tuple(shapes), tuple(starts), size, np.concatenate(slots)[source], source,
+                   key[source] % len(shapes), offsets, bounds)
+
+    def context(self, a: int, b: int) -> np.ndarray:
+        """(b - a, len(CONTEXT)) buffer indices of the neighbours of values a..b (coding order)."""
+        return self.slot[a:b, None] + self.offsets[self.grid[a:b]]
 
     @property
-    def padded_size(self) -> int:
-        return (self.h + 2) * (self.w + 4)
+    def steps(self) -> int:
+        return len(self.bounds) - 1
 
-    def padded_index(self, pos: np.ndarray) -> np.ndarray:
-        r, c = np.divmod(pos, self.w)
-        return (r + 2) * (self.w + 4) + c + 2
-
-    def context_index(self, pos: np.ndarray) -> np.ndarray:
-        """(len(pos), len(CONTEXT)) indices of the neighbours in the padded flat grid."""
-        offsets = np.array([dr * (self.w + 4) + dc for dr, dc in CONTEXT], dtype=np.int64)
-        return self.padded_index(pos)[:, None] + offsets[None, :]
+    def grids(self, buffer: np.ndarray) -> list[np.ndarray]:
+        return [buffer[s:s + (h + 2) * (w + 4)].reshape(h + 2, w + 4)[2:, 2:-2].copy()
+                for s, (h, w) in zip(self.starts, self.shapes)]
 
 
 def code_grids(arm: FixedPointArm, grids: list[np.ndarray], latent_tables: entropy.TableSet) -> bytes:
     """Integer latent grids -> one stream of wavefront groups (see the module doc)."""
-    fronts = [Wavefronts.for_grid(*g.shape) for g in grids]
-    flats, bases, ids = [], [], []
-    for g, wf in zip(grids, fronts):
-        h, w = g.shape
-        padded = np.zeros(wf.padded_size, dtype=np.int64)
-        flat = g.astype(np.int64).ravel()
-        padded[wf.padded_index(np.arange(h * w))] = flat
-        base = np.empty(h * w, dtype=np.int64)
-        tid = np.empty(h * w, dtype=np.int64)
-        for a in range(0, h * w, 1 << 18):  # every context is known at the encoder: big batches
-            pos = np.arange(a, min(h * w, a + (1 << 18)))
-            base[pos], tid[pos] = arm(padded[wf.context_index(pos)])
-        flats.append(flat)
-        bases.append(base)
-        ids.append(tid)
+    wf = Wavefronts.for_grids([g.shape for g in grids])
+    values = np.concatenate([g.astype(np.int64).ravel() for g in grids])[wf.source]  # coding order
+    buffer = np.zeros(wf.size, dtype=np.int64)
+    buffer[wf.slot] = values
+    base = np.empty(values.size, dtype=np.int64)
+    ids = np.empty(values.size, dtype=np.int64)
+    for a in range(0, values.size, 1 << 18):  # every context is known at the encoder: big batches
+        b = min(values.size, a + (1 << 18))
+        base[a:b], ids[a:b] = arm(buffer[wf.context(a, b)])
     enc = entropy.GroupEncoder(latent_tables)
-    for t in range(max(len(wf.bounds) - 1 for wf in fronts) - 1, -1, -1):
-        pos = [(k, wf.order[wf.bounds[t]:wf.bounds[t + 1]]) for k, wf in enumerate(fronts) if t < len(wf.bounds) - 1]
-        enc.push_reverse(np.concatenate([flats[k][q] - bases[k][q] for k, q in pos]),
-                         np.concatenate([ids[k][q] for k, q in pos]))
+    for t in range(wf.steps - 1, -1, -1):
+        a, b = wf.bounds[t], wf.bounds[t + 1]
+        enc.push_reverse(values[a:b] - base[a:b], ids[a:b])
     return enc.finish()
 
 
@@ -124,23 +138,16 @@ def decode_grids(arm: FixedPointArm, data: bytes, shapes: list[tuple[int, int]],
                  latent_tables: entropy.TableSet) -> list[np.ndarray]:
     """Inverse of :func:`code_grids`: step ``t`` decodes wavefront ``t`` of every grid that
     has one, with one ARM evaluation and one group of the stream."""
-    fronts = [Wavefronts.for_grid(h, w) for h, w in shapes]
-    padded = [np.zeros(wf.padded_size, dtype=np.int64) for wf in fronts]
-    target = [wf.padded_index(wf.order) for wf in fronts]  # where each value goes, in coding order
-    context = [wf.context_index(wf.order) for wf in fronts]
+    wf = Wavefronts.for_grids(shapes)
+    buffer = np.zeros(wf.size, dtype=np.int64)
+    slot, bounds = wf.slot, wf.bounds.tolist()
     dec = entropy.GroupDecoder(data, latent_tables)
-    for t in range(max(len(wf.bounds) - 1 for wf in fronts)):
-        spans = [(g, fronts[g].bounds[t], fronts[g].bounds[t + 1]) for g in range(len(fronts))
-                 if t < len(fronts[g].bounds) - 1]
-        ctx = np.concatenate([padded[g][context[g][a:b]] for g, a, b in spans])
-        base, ids = arm(ctx)
-        values = dec.pop(ids) + base
-        k = 0
-        for g, a, b in spans:
-            padded[g][target[g][a:b]] = values[k:k + b - a]
-            k += b - a
+    for t in range(wf.steps):
+        a, b = bounds[t], bounds[t + 1]
+        base, ids = arm(buffer[wf.context(a, b)])
+        buffer[slot[a:b]] = dec.pop(ids) + base
     dec.finish()
-    return [p.reshape(wf.h + 2, wf.w + 4)[2:, 2:-2].copy() for p, wf in zip(padded, fronts)]
+    return wf.grids(buffer)
 
 
 # -- network weights as integers ------------------------------------------------------------

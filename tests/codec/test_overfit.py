@@ -20,16 +20,22 @@ WEIGHT_DIGEST = "e2715757e3fea44e"
 
 
 def test_wavefronts_only_depend_on_earlier_groups():
-    wf = Wavefronts.for_grid(5, 7)
-    t_of = np.empty(35, np.int64)
-    for t in range(len(wf.bounds) - 1):
-        t_of[wf.order[wf.bounds[t]:wf.bounds[t + 1]]] = t
-    for pos in range(35):
-        r, c = divmod(pos, 7)
-        for dr, dc in CONTEXT:
-            rr, cc = r + dr, c + dc
-            if 0 <= rr < 5 and 0 <= cc < 7:
-                assert t_of[rr * 7 + cc] < t_of[pos] and t_of[pos] == c + WAVE * r
+    shapes = grid_shapes(9, 14)
+    wf = Wavefronts.for_grids(shapes)
+    step = np.full(wf.size, -1)  # -1: padding, never written
+    for t in range(wf.steps):
+        step[wf.slot[wf.bounds[t]:wf.bounds[t + 1]]] = t
+    assert sorted(wf.slot.tolist()) == sorted(set(wf.slot.tolist()))  # each value once
+    for t in range(wf.steps):
+        a, b = wf.bounds[t], wf.bounds[t + 1]
+        ctx = step[wf.context(a, b)]
+        assert np.all(ctx < t)  # neighbours: decoded earlier, or padding
+    # raster positions of grid 1 inside the concatenation, on the anti-diagonals c + 2r
+    h0, w0 = shapes[0]
+    src = wf.source - h0 * w0
+    mask = (src >= 0) & (src < shapes[1][0] * shapes[1][1])
+    r, c = np.divmod(src[mask], shapes[1][1])
+    assert np.all(np.diff(c + WAVE * r) >= 0)
 
 
 def test_integer_arm_grid_round_trip_with_large_values():
