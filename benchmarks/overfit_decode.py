@@ -3,7 +3,7 @@
 For every stream under ``RESULTS/streams/overfit-*/``: the best of ``--repeats`` in-process
 decodes (``codec.decompress``), the decoded pixels checked against the eval's PSNR for that
 image and setting, and, for the first ``--cli`` streams, the wall time of a whole
-``lcodec decompress`` process (imports included). Run it on an otherwise idle machine: the
+``lcodec decompress`` process (imports included), whose output must be pixel-identical. Run it on an otherwise idle machine: the
 eval itself times decodes while other fits share the CPU.
 
     python benchmarks/overfit_decode.py benchmarks/results/overfit --images ../shared/data/kodak
@@ -72,6 +72,9 @@ def main() -> None:
                 subprocess.run([sys.executable, "-m", "cli.main", "decompress", str(path), "-o",
                                 str(Path(tmp) / "out.png")], check=True, cwd=ROOT)
                 row["cli_decode_s"] = time.perf_counter() - t0
+                if not np.array_equal(read_image(Path(tmp) / "out.png"), out):
+                    sys.exit(f"{path}: the CLI process decoded other pixels than this one")
+                row["cli_pixels_identical"] = True
         rows.append(row)
         print(f"{preset} {stem} q{setting}: {row['bpp']:.4f} bpp, {quality:.2f} dB, decode {best:.3f} s"
               + (f", whole CLI process {row['cli_decode_s']:.3f} s" if "cli_decode_s" in row else ""), flush=True)
