@@ -84,7 +84,7 @@ class Wavefronts:
 
     @classmethod
     def for_grids(cls, shapes: list[tuple[int, int]]) -> "Wavefronts":
-        starts, size, raster = [], 0, 0
+        starts, size = [], 0
         keys, slots = [], []
         for g, (h, w) in enumerate(shapes):
             r, c = np.divmod(np.arange(h * w, dtype=np.int64), w)
@@ -92,7 +92,6 @@ class Wavefronts:
             slots.append(size + (r + 2) * (w + 4) + c + 2)
             starts.append(size)
             size += (h + 2) * (w + 4)
-            raster += h * w
         key = np.concatenate(keys)
         # the concatenation is in raster order within each grid, grid after grid, so a stable
         # sort by (t, grid) orders each group by grid, then row
