@@ -252,7 +252,7 @@ def _pick_weights(short_hash: bytes | None) -> InstalledWeights:
 
 @functools.lru_cache(maxsize=4)
 def _load(path: str, sha256: str) -> tuple[MeanScaleHyperprior, CodingTables]:
-    return load_model_file(path, expected_sha256=sha256)  # type: ignore[arg-type]
+    return load_model_file(path, expected_sha256=sha256, coding_only=True)  # type: ignore[arg-type]
 
 
 def load_codec(short_hash: bytes | None = None) -> HyperpriorCodec:

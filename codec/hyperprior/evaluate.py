@@ -20,7 +20,7 @@ def evaluate_weights(weights: Path, folder: Path, qualities: list[int] | None = 
     from .weights import InstalledWeights, load_model_file
 
     manifest = json.loads(Path(weights).with_suffix(".json").read_text())
-    model, tables = load_model_file(weights, manifest["sha256"])
+    model, tables = load_model_file(weights, manifest["sha256"], coding_only=True)
     impl = HyperpriorCodec(model, tables, InstalledWeights(Path(weights), manifest))
     files = expand_images([str(folder)])
     out: dict[int, dict[str, float]] = {}

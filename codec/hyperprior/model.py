@@ -12,6 +12,15 @@ Training samples a quality per crop, so every step improves all qualities at onc
 
 This module holds only the differentiable model. Turning its outputs into integer symbols
 and table indices happens in :mod:`codec.hyperprior.coding`.
+
+Training builds the network from compressai's layers (GDN and the EntropyBottleneck that
+gives the hyper-latent its likelihoods). Coding needs neither compressai's training
+machinery nor its package import, which pulls in its datasets and torch-geometric and
+costs seconds on every command: with ``coding_only=True`` the GDN layers are
+:class:`CodingGDN`, which holds the same parameters and buffers and runs the same float
+operations as compressai's GDN in evaluation mode (a test checks the outputs match bit
+for bit), and the EntropyBottleneck is left out, since its integer tables are stored in
+the weights file.
 """
 
 from __future__ import annotations
@@ -23,13 +32,8 @@ from dataclasses import asdict, dataclass
 import warnings
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
-
-with warnings.catch_warnings():
-    # compressai's import chain emits deprecation noise from torch.jit that users cannot act on
-    warnings.simplefilter("ignore", FutureWarning)
-    from compressai.entropy_models import EntropyBottleneck
-    from compressai.layers import GDN
 
 SCALE_MIN = 0.11
 LIKELIHOOD_MIN = 1e-9
@@ -58,6 +62,58 @@ class HyperpriorConfig:
         raw = json.loads(text)
         raw["lambdas"] = tuple(raw["lambdas"])
         return cls(**raw)
+
+
+def _compressai_layers() -> tuple[type[nn.Module], type[nn.Module]]:
+    """compressai's (GDN, EntropyBottleneck), imported on first use (training and export)."""
+    with warnings.catch_warnings():
+        # compressai's import chain emits deprecation noise from torch.jit that users cannot act on
+        warnings.simplefilter("ignore", FutureWarning)
+        from compressai.entropy_models import EntropyBottleneck
+        from compressai.layers import GDN
+    return GDN, EntropyBottleneck
+
+
+class _Floor(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("bound", torch.zeros(1))
+
+
+class _NonNegative(nn.Module):
+    """Buffers of compressai's NonNegativeParametrizer: value = max(p, bound)^2 - pedestal."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("pedestal", torch.zeros(1))
+        self.lower_bound = _Floor()
+
+    def forward(self, p: Tensor) -> Tensor:
+        return torch.max(p, self.lower_bound.bound) ** 2 - self.pedestal
+
+
+class CodingGDN(nn.Module):
+    """Generalised divisive normalisation (Ballé, Laparra & Simoncelli, ICLR 2016) for coding.
+
+    ``y_i = x_i / sqrt(beta_i + sum_j gamma_ij x_j^2)``, or ``x_i * sqrt(...)`` when
+    ``inverse``. Its state dict has the keys of compressai's GDN, and every buffer comes from
+    the weights file, so the same float operations give the same bits.
+    """
+
+    def __init__(self, channels: int, inverse: bool = False):
+        super().__init__()
+        self.inverse = inverse
+        self.beta = nn.Parameter(torch.ones(channels), requires_grad=False)
+        self.gamma = nn.Parameter(torch.eye(channels), requires_grad=False)
+        self.beta_reparam = _NonNegative()
+        self.gamma_reparam = _NonNegative()
+
+    def forward(self, x: Tensor) -> Tensor:
+        C = x.shape[1]
+        beta = self.beta_reparam(self.beta)
+        gamma = self.gamma_reparam(self.gamma).reshape(C, C, 1, 1)
+        norm = F.conv2d(x**2, gamma, beta)
+        return x * (torch.sqrt(norm) if self.inverse else torch.rsqrt(norm))
 
 
 def _conv(cin: int, cout: int, k: int = 5, s: int = 2) -> nn.Conv2d:
@@ -98,10 +154,15 @@ class MeanScaleHyperprior(nn.Module):
     y_stride = 16
     z_stride = 64
 
-    def __init__(self, config: HyperpriorConfig = HyperpriorConfig()):
+    def __init__(self, config: HyperpriorConfig = HyperpriorConfig(), coding_only: bool = False):
         super().__init__()
         self.config = config
+        self.coding_only = coding_only
         N, M = config.N, config.M
+        if coding_only:
+            GDN: type[nn.Module] = CodingGDN
+        else:
+            GDN, EntropyBottleneck = _compressai_layers()
         self.g_a = nn.Sequential(
             _conv(3, N), GDN(N), _conv(N, N), GDN(N), _conv(N, N), GDN(N), _conv(N, M)
         )
@@ -118,7 +179,8 @@ class MeanScaleHyperprior(nn.Module):
             _deconv(M, M * 3 // 2), nn.LeakyReLU(inplace=True),
             _conv(M * 3 // 2, M * 2, 3, 1),
         )
-        self.entropy_bottleneck = EntropyBottleneck(N)
+        if not coding_only:
+            self.entropy_bottleneck = EntropyBottleneck(N)
         # log-gains start spread by sqrt(lambda): a finer step for a larger lambda
         lam = torch.tensor(config.lambdas, dtype=torch.float32)
         spread = 0.5 * torch.log(lam / lam[len(lam) // 2])
@@ -141,17 +203,22 @@ class MeanScaleHyperprior(nn.Module):
         sigma = sigma.abs().clamp_min(self.config.scale_min)
         return mu * gain, sigma * gain
 
+    def _prior(self) -> nn.Module:
+        if self.coding_only:
+            raise RuntimeError("a coding-only model has no hyper-latent prior; load it with coding_only=False")
+        return self.entropy_bottleneck
+
     def z_likelihood(self, z: Tensor) -> Tensor:
         C = z.shape[1]
         flat = z.permute(1, 0, 2, 3).reshape(C, 1, -1)
-        lik, _, _ = self.entropy_bottleneck._likelihood(flat)
+        lik, _, _ = self._prior()._likelihood(flat)
         lik = lik.clamp_min(LIKELIHOOD_MIN)
         return lik.reshape(C, z.shape[0], z.shape[2], z.shape[3]).permute(1, 0, 2, 3)
 
     def z_cumulative_logits(self, values: Tensor) -> Tensor:
         """Logits of the learned hyper-latent CDF at ``values`` (shape C x K)."""
         C, K = values.shape
-        return self.entropy_bottleneck._logits_cumulative(values.reshape(C, 1, K), stop_gradient=True).reshape(C, K)
+        return self._prior()._logits_cumulative(values.reshape(C, 1, K), stop_gradient=True).reshape(C, K)
 
     # -- training -------------------------------------------------------------------------
     def forward(self, x: Tensor, q: Tensor) -> dict[str, Tensor]:

@@ -106,17 +106,25 @@ def export_weights(model: MeanScaleHyperprior, path: Path, manifest: dict[str, A
                          {"config": json.loads(model.config.to_json()), **manifest})
 
 
-def load_model_file(path: Path, expected_sha256: str | None = None) -> tuple[MeanScaleHyperprior, CodingTables]:
-    """Load a weights file; verify its SHA-256 first when one is expected."""
+def load_model_file(path: Path, expected_sha256: str | None = None, coding_only: bool = False
+                    ) -> tuple[MeanScaleHyperprior, CodingTables]:
+    """Load a weights file; verify its SHA-256 first when one is expected.
+
+    ``coding_only`` builds the model for encoding and decoding (see
+    :class:`~codec.hyperprior.model.MeanScaleHyperprior`): no compressai import, and the
+    hyper-latent prior's float parameters are skipped, its integer tables being stored.
+    """
     tensors, meta = read_weights(path, expected_sha256)
     try:
         config = HyperpriorConfig.from_json(meta["config"])
         precision = int(meta["precision"])
     except (KeyError, ValueError, TypeError) as exc:
         raise WeightsError(f"weights file {path} is not a valid lcodec weights file ({exc})") from None
-    model = MeanScaleHyperprior(config)
+    model = MeanScaleHyperprior(config, coding_only=coding_only)
     state = {k[len("model."):]: v.float() if v.is_floating_point() else v
              for k, v in tensors.items() if k.startswith("model.")}
+    if coding_only:
+        state = {k: v for k, v in state.items() if not k.startswith("entropy_bottleneck.")}
     try:
         model.load_state_dict(state)
         tables = _tables_from_tensors(tensors, precision)

@@ -86,13 +86,45 @@ def test_decoded_pixels_do_not_depend_on_torch_threads(tmp_path, kodak_crops):
     assert digests[1] == digests[2] == local
 
 
-def test_stored_tables_are_rebuilt_exactly_from_the_weights(impl):
+@pytest.fixture(scope="module")
+def training_model(impl):
+    """The shipped weights in the compressai-built (training) model."""
+    from codec.hyperprior.weights import load_model_file
+
+    model, _ = load_model_file(impl.weights.path, impl.weights.sha256)
+    return model
+
+
+def test_stored_tables_are_rebuilt_exactly_from_the_weights(impl, training_model):
     from codec.hyperprior.weights import build_tables
 
-    rebuilt = build_tables(impl.model)
+    rebuilt = build_tables(training_model)
     assert rebuilt.z.digest() == impl.tables.z.digest()
     assert rebuilt.y.digest() == impl.tables.y.digest()
     assert np.array_equal(rebuilt.scales, impl.tables.scales)
+
+
+def test_coding_model_matches_the_compressai_model_bit_for_bit(impl, training_model):
+    import torch
+
+    assert impl.model.coding_only and not training_model.coding_only
+    gen = torch.Generator().manual_seed(3)
+    x = torch.rand(1, 3, 96, 128, generator=gen)
+    with torch.no_grad():
+        for part in ("g_a", "h_a", "g_s", "h_s"):
+            a, b = getattr(impl.model, part), getattr(training_model, part)
+            inp = x if part == "g_a" else torch.randn(1, a[0].in_channels, 6, 8, generator=gen) * 4
+            assert torch.equal(a(inp), b(inp)), part
+
+
+def test_coding_does_not_import_compressai(tmp_path, kodak_crops):
+    """compressai's package import costs seconds; encoding and decoding never need it."""
+    np.save(tmp_path / "x.npy", kodak_crops[0][:40, :56])
+    code = ("import sys, numpy, codec; d = codec.compress(numpy.load(sys.argv[1]), quality=2); "
+            "codec.decompress(d); print(sorted(m for m in sys.modules if m.startswith('compressai')))")
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "x.npy")], capture_output=True, cwd=ROOT, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
 
 
 def test_shipped_manifests_are_complete():
