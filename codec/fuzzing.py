@@ -57,7 +57,7 @@ def mutate(data: bytes, rng: random.Random) -> tuple[str, bytes]:
                            "bit_depth", "quality", "flags", "section_count"])
         _, fmt = _OFFSETS[name]
         if fmt.endswith("s"):
-            value = bytes(rng.randrange(256) for _ in range(int(fmt[:-1])))
+            value: bytes | int = bytes(rng.randrange(256) for _ in range(int(fmt[:-1])))
         else:
             bits = struct.calcsize(fmt) * 8
             choices = [0, 1, 2, 3, 255, (1 << bits) - 1, rng.randrange(1 << bits)]

@@ -119,7 +119,7 @@ IDX_MAGIC = b"\x00\x00\x08\x03"
 IDX_SUFFIXES = (".idx", ".idx3", "-ubyte", ".idx.gz", ".idx3.gz", "-ubyte.gz")
 
 
-def is_idx_name(path: str | Path) -> bool:
+def is_idx_name(path: str | os.PathLike[str]) -> bool:
     return str(path).lower().endswith(IDX_SUFFIXES)
 
 

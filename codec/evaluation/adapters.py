@@ -80,9 +80,11 @@ def _imagecodecs(kind: str) -> Callable[[np.ndarray, float], Coded]:
 
         src = img[:, :, 0] if img.shape[2] == 1 else img
         if kind == "jxl":
-            return _timed(lambda: imagecodecs.jpegxl_encode(src, distance=float(q), effort=7),
+            return _timed(lambda: bytes(imagecodecs.jpegxl_encode(src, distance=float(q), effort=7)),
                           imagecodecs.jpegxl_decode)
-        return _timed(lambda: imagecodecs.jpeg2k_encode(src, level=float(q)), imagecodecs.jpeg2k_decode)
+        # OpenJPEG's level is a target PSNR in dB, a float (imagecodecs' type stub says int)
+        return _timed(lambda: bytes(imagecodecs.jpeg2k_encode(src, level=float(q))),  # type: ignore[arg-type]
+                      imagecodecs.jpeg2k_decode)
 
     return run
 

@@ -66,10 +66,10 @@ def lossless_baselines() -> dict[str, LosslessBaseline]:
         "webp": LosslessBaseline("webp", "WebP lossless (Pillow, method 6, quality 100)", *webp,
                                  f"pillow {PIL.__version__}"),
         "jxl": LosslessBaseline("jxl", "JPEG XL lossless (libjxl via imagecodecs, effort 9)",
-                                lambda a: imagecodecs.jpegxl_encode(a, lossless=True, effort=9),
+                                lambda a: bytes(imagecodecs.jpegxl_encode(a, lossless=True, effort=9)),
                                 imagecodecs.jpegxl_decode, f"imagecodecs {imagecodecs.__version__}"),
         "jpeg2000": LosslessBaseline("jpeg2000", "JPEG 2000 lossless (OpenJPEG via imagecodecs, reversible, j2k)",
-                                     lambda a: imagecodecs.jpeg2k_encode(a, reversible=True, codecformat="j2k"),
+                                     lambda a: bytes(imagecodecs.jpeg2k_encode(a, reversible=True, codecformat="j2k")),
                                      imagecodecs.jpeg2k_decode, f"imagecodecs {imagecodecs.__version__}"),
         "xz": LosslessBaseline("xz", "xz on the raw pixels (preset 9e)",
                                lambda a: lzma.compress(np.ascontiguousarray(a).tobytes(),
@@ -96,7 +96,8 @@ def _bpd(nbytes: float, pixels: int) -> float:
     return 8.0 * nbytes / pixels
 
 
-def eval_baseline(b: LosslessBaseline, images: np.ndarray, progress: Callable[[int], None] | None = None) -> dict:
+def eval_baseline(b: LosslessBaseline, images: np.ndarray, progress: Callable[[int], None] | None = None
+                  ) -> tuple[dict, np.ndarray]:
     n, h, w = images.shape
     sizes = np.zeros(n, dtype=np.int64)
     enc_s = dec_s = 0.0

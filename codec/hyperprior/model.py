@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import warnings
 
@@ -75,6 +76,8 @@ def _compressai_layers() -> tuple[type[nn.Module], type[nn.Module]]:
 
 
 class _Floor(nn.Module):
+    bound: Tensor
+
     def __init__(self) -> None:
         super().__init__()
         self.register_buffer("bound", torch.zeros(1))
@@ -82,6 +85,8 @@ class _Floor(nn.Module):
 
 class _NonNegative(nn.Module):
     """Buffers of compressai's NonNegativeParametrizer: value = max(p, bound)^2 - pedestal."""
+
+    pedestal: Tensor
 
     def __init__(self) -> None:
         super().__init__()
@@ -203,7 +208,7 @@ class MeanScaleHyperprior(nn.Module):
         sigma = sigma.abs().clamp_min(self.config.scale_min)
         return mu * gain, sigma * gain
 
-    def _prior(self) -> nn.Module:
+    def _prior(self) -> Any:
         if self.coding_only:
             raise RuntimeError("a coding-only model has no hyper-latent prior; load it with coding_only=False")
         return self.entropy_bottleneck

@@ -180,9 +180,9 @@ def train(opts: TrainOptions, config: HyperpriorConfig | None = None,
             for qi in range(config.qualities):
                 rows = [(b, m) for b, m, qq in window if qq == qi]
                 if rows:
-                    b = sum(r[0] for r in rows) / len(rows)
-                    m = sum(r[1] for r in rows) / len(rows)
-                    per_q.append(f"q{qi + 1} {b:.3f}bpp/{10 * math.log10(1 / max(m, 1e-10)):.2f}dB")
+                    bpp = sum(r[0] for r in rows) / len(rows)
+                    mse = sum(r[1] for r in rows) / len(rows)
+                    per_q.append(f"q{qi + 1} {bpp:.3f}bpp/{10 * math.log10(1 / max(mse, 1e-10)):.2f}dB")
             log(f"step {step} lr {lr:.2e} loss {float(out['loss']):.4f} {rate:.0f} steps/h | " + " ".join(per_q))
             history.append({"step": step, "wall": base_wall + time.time() - t0, "loss": float(out["loss"])})
             window.clear()

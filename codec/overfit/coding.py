@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -117,7 +117,7 @@ class Wavefronts:
 
 def code_grids(arm: FixedPointArm, grids: list[np.ndarray], latent_tables: entropy.TableSet) -> bytes:
     """Integer latent grids -> one stream of wavefront groups (see the module doc)."""
-    wf = Wavefronts.for_grids([g.shape for g in grids])
+    wf = Wavefronts.for_grids([(g.shape[0], g.shape[1]) for g in grids])
     values = np.concatenate([g.astype(np.int64).ravel() for g in grids])[wf.source]  # coding order
     buffer = np.zeros(wf.size, dtype=np.int64)
     buffer[wf.slot] = values
@@ -162,7 +162,7 @@ def code_integers(arrays: list[np.ndarray], weight_tables: entropy.TableSet) -> 
     return entropy.encode(values, table_ids, weight_tables), ids
 
 
-def decode_integers(data: bytes, shapes: list[tuple[int, ...]], ids: list[int],
+def decode_integers(data: bytes, shapes: Sequence[tuple[int, ...]], ids: list[int],
                     weight_tables: entropy.TableSet) -> list[np.ndarray]:
     table_ids = np.concatenate([np.full(int(np.prod(s)), i, np.int64) for s, i in zip(shapes, ids)])
     flat = entropy.decode(data, table_ids, weight_tables).astype(np.int64)

@@ -165,7 +165,9 @@ class HCLT(torch.nn.Module):
         position = np.empty(tree.size, dtype=np.int64)
         for nodes in tree.levels():
             position[nodes] = np.arange(nodes.size)
-        self._parent_pos = [None] + [torch.from_numpy(position[tree.parent[l]]) for l in tree.levels()[1:]]
+        # the root level has no parents (its entry is never read)
+        self._parent_pos = [torch.empty(0, dtype=torch.int64)] + [
+            torch.from_numpy(position[tree.parent[l]]) for l in tree.levels()[1:]]
 
     @property
     def parameter_count(self) -> int:

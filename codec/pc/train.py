@@ -27,12 +27,17 @@ def read_idx_images(path: Path) -> np.ndarray:
     return decode_idx(Path(path).read_bytes(), str(path))
 
 
+def _grad(p: torch.Tensor) -> torch.Tensor:
+    assert p.grad is not None, "backward() fills every parameter's gradient"
+    return p.grad
+
+
 def _counts(model: HCLT, x: torch.Tensor) -> tuple[float, list[torch.Tensor]]:
     model.zero_grad(set_to_none=True)
     ll = model.log_likelihood(x).sum()
     ll.backward()
     with torch.no_grad():
-        counts = [p * p.grad for p in (model.prior, model.edges, model.leaves)]
+        counts = [p * _grad(p) for p in (model.prior, model.edges, model.leaves)]
     return float(ll.detach()), counts
 
 
@@ -77,12 +82,13 @@ def train_hclt(train: np.ndarray, hidden: int, minibatch_epochs: int = 3, full_e
         history.append({"phase": "minibatch", "epoch": epoch, "train_bpd": bpd, "seconds": time.time() - t0})
         log(f"mini-batch EM epoch {epoch}: train {bpd:.4f} bpd ({time.time() - t0:.0f} s)")
     for epoch in range(full_epochs):
-        acc = None
+        acc: list[torch.Tensor] | None = None
         total = 0.0
         for i in range(0, x.shape[0], batch):
             ll, counts = _counts(model, x[i:i + batch])
             total += ll
             acc = counts if acc is None else [a + c for a, c in zip(acc, counts)]
+        assert acc is not None, "the data holds at least one batch"
         with torch.no_grad():
             for p, new in zip((model.prior, model.edges, model.leaves), _normalise(acc)):
                 p.copy_(new)
@@ -146,7 +152,8 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     train = read_idx_images(args.data / "train-images-idx3-ubyte.gz")
-    init, before = None, {}
+    init: HCLT | None = None
+    before: dict = {}
     if args.resume:
         init, before = load_checkpoint(args.resume)
         args.hidden = init.hidden
