@@ -1,12 +1,13 @@
 """Hyperprior image coding: pixels to integer symbols and table ids, and back.
 
-Determinism: the decoder must derive exactly the table ids and means the encoder used.
-Both sides compute them with :meth:`HyperpriorCodec._entropy_parameters`, from the same
-integer hyper-latent, with torch pinned to one thread inside :func:`fixed_threads` (a
-convolution's float sums can change with the thread split). The synthesis transform runs
-under the same pin, so decoded pixels do not depend on the caller's thread setting.
-The scale-to-table step compares float32 scales with the float32 bin edges stored in the
-weights file, identically on both sides.
+Determinism: the decoder must derive exactly the table ids the encoder used. Both sides
+compute them with :meth:`HyperpriorCodec._entropy_parameters`, from the same integer
+hyper-latent, through the integer hyper-synthesis (:mod:`codec.hyperprior.integer`), whose
+outputs are the same on every machine and thread count; the scale-to-table step compares
+float32 scales with the float32 bin edges stored in the weights file. Streams therefore
+decode anywhere. The synthesis transform is float: it runs with torch pinned to one thread
+inside :func:`fixed_threads`, so decoded pixels do not depend on the caller's thread setting
+(on another CPU they may differ by rounding, never the decoded latents).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from ..determinism import fixed_threads
 from ..errors import CodecError, CorruptStreamError
 from .model import MeanScaleHyperprior
 from ..weightfiles import InstalledWeights, pick_weights
-from .weights import MODEL_IDS, CodingTables, installed_weights, load_model_file
+from .weights import MODEL_IDS, RETIRED_MODEL_IDS, CodingTables, installed_weights, load_model_file
 
 #: tiles are TILE x TILE latents (1024 x 1024 pixels); the synthesis of a tile sees Y_HALO
 #: latents of its neighbours and the hyper-synthesis Z_HALO hyper-latents, so tiles leave no
@@ -59,11 +60,10 @@ class HyperpriorCodec:
 
     def _entropy_parameters(self, z_sym: np.ndarray, quality: int) -> tuple[torch.Tensor, np.ndarray]:
         """Means (float32 tensor) and scale-table ids (uint8) from the integer hyper-latent."""
-        gain, _, _, inv_hgain = self._gains(quality)
-        with fixed_threads():
-            mu, sigma = self.model.entropy_parameters(torch.from_numpy(z_sym).float(), inv_hgain, gain)
-        ids = np.searchsorted(self.tables.scales, sigma.numpy().astype(np.float32), side="left")
-        return mu, np.minimum(ids, len(self.tables.scales) - 1).astype(np.uint8)
+        self._gains(quality)  # checks the quality
+        mu, sigma = self.tables.hyper(z_sym, quality)
+        ids = np.searchsorted(self.tables.scales, sigma, side="left")
+        return torch.from_numpy(mu), np.minimum(ids, len(self.tables.scales) - 1).astype(np.uint8)
 
     def _z_table_ids(self, shape: tuple[int, ...]) -> np.ndarray:
         return np.broadcast_to(np.arange(shape[1], dtype=np.uint8)[None, :, None, None], shape)
@@ -274,6 +274,9 @@ class HyperpriorFactory:
         return load_codec(None)
 
     def for_stream(self, model_id: int, short_hash: bytes) -> HyperpriorCodec:
+        if model_id in RETIRED_MODEL_IDS:
+            raise CodecError(f"stream uses hyperprior model id {model_id} ({RETIRED_MODEL_IDS[model_id]}), "
+                             "which this lcodec no longer decodes")
         if model_id not in MODEL_IDS.values():
             raise CodecError(f"stream uses hyperprior model id {model_id}, unknown to this lcodec")
         return load_codec(short_hash)

@@ -2,7 +2,9 @@
 
 The export step is the one place where the float model becomes integer coding tables:
 :func:`build_tables` runs once, its integers are stored inside the weights file, and every
-encoder and decoder loads those exact integers. ``tests/codec`` checks that rebuilding
+encoder and decoder loads those exact integers. The same step stores the per-quality gains
+the integer hyper-synthesis (:mod:`codec.hyperprior.integer`) needs, as integers and
+float32, so no transcendental function runs at coding time. ``tests/codec`` checks that rebuilding
 the tables from the stored float weights gives the stored integers.
 """
 
@@ -21,11 +23,14 @@ from entropy import TableSet, gaussian_scale_table, gaussian_tables, pmf_to_freq
 from ..errors import WeightsError
 from ..weightfiles import InstalledWeights, read_weights, write_weights
 from ..weightfiles import installed_weights as _installed
+from .integer import A_FRAC, IntegerHyperSynthesis
 from .model import HyperpriorConfig, MeanScaleHyperprior
 
 WEIGHTS_DIR = Path(__file__).with_name("weights")
 #: model ids as written in the container's ``model_id`` field
-MODEL_IDS = {"hyperprior-lite": 1}
+MODEL_IDS = {"hyperprior-lite": 2}
+#: model ids of earlier lcodec versions that this one no longer decodes, and why
+RETIRED_MODEL_IDS = {1: "float entropy parameters, which could differ between machines"}
 Z_TAIL_MASS = 1e-9
 Z_GRID = 512  # hyper-latent CDFs are evaluated on -Z_GRID..Z_GRID
 
@@ -37,6 +42,23 @@ class CodingTables:
     z: TableSet  # one table per hyper-latent channel
     y: TableSet  # one table per Gaussian scale level
     scales: np.ndarray  # float32 upper edges of the scale levels
+    hyper: IntegerHyperSynthesis  # integer hyper-latent -> means and scales, exactly
+
+
+@torch.no_grad()
+def coding_gains(model: MeanScaleHyperprior) -> dict[str, torch.Tensor]:
+    """The gains coding uses, fixed once: ``inv_hgain`` in units of 2^-A_FRAC (int32) and
+    ``gain`` as float32, one row per quality."""
+    return {
+        "coding.inv_hgain_fixed": torch.round(torch.exp(model.log_inv_hgain.double()) * 2**A_FRAC).to(torch.int32),
+        "coding.gain": torch.exp(model.log_gain.double()).float(),
+    }
+
+
+def _integer_hyper_synthesis(tensors: dict[str, torch.Tensor], config: HyperpriorConfig) -> IntegerHyperSynthesis:
+    layers = [(tensors[f"model.h_s.{i}.weight"].numpy(), tensors[f"model.h_s.{i}.bias"].numpy()) for i in (0, 2, 4)]
+    return IntegerHyperSynthesis(layers, tensors["coding.inv_hgain_fixed"].numpy(), tensors["coding.gain"].numpy(),
+                                 config.scale_min)
 
 
 @torch.no_grad()
@@ -65,10 +87,12 @@ def build_tables(model: MeanScaleHyperprior) -> CodingTables:
         tables.append(pmf_to_freqs(np.append(p, escape)))
         offsets.append(a - Z_GRID)
     scales = gaussian_scale_table(cfg.scale_min, cfg.scale_max, cfg.scale_levels).astype(np.float32)
+    state = {f"model.{k}": v.detach().half() for k, v in model.state_dict().items() if k.startswith("h_s.")}
     return CodingTables(
         z=TableSet.from_tables(tables, offsets),
         y=gaussian_tables(scales.astype(np.float64)),
         scales=scales,
+        hyper=_integer_hyper_synthesis({**state, **coding_gains(model)}, cfg),
     )
 
 
@@ -82,12 +106,13 @@ def _tables_to_tensors(t: CodingTables) -> dict[str, torch.Tensor]:
     return out
 
 
-def _tables_from_tensors(d: dict[str, torch.Tensor], precision: int) -> CodingTables:
+def _tables_from_tensors(d: dict[str, torch.Tensor], precision: int, config: HyperpriorConfig) -> CodingTables:
     def ts(name: str) -> TableSet:
         return TableSet(d[f"tables.{name}.freqs"].numpy(), d[f"tables.{name}.starts"].numpy(),
                         d[f"tables.{name}.offsets"].numpy(), precision)
 
-    return CodingTables(z=ts("z"), y=ts("y"), scales=d["tables.scales"].numpy().astype(np.float32))
+    return CodingTables(z=ts("z"), y=ts("y"), scales=d["tables.scales"].numpy().astype(np.float32),
+                        hyper=_integer_hyper_synthesis(d, config))
 
 
 def export_weights(model: MeanScaleHyperprior, path: Path, manifest: dict[str, Any]) -> dict[str, Any]:
@@ -102,6 +127,7 @@ def export_weights(model: MeanScaleHyperprior, path: Path, manifest: dict[str, A
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     tensors = {f"model.{k}": v for k, v in state.items()}
     tensors.update(_tables_to_tensors(build_tables(model)))
+    tensors.update(coding_gains(model))
     return write_weights(tensors, {"config": model.config.to_json(), "precision": str(PRECISION)}, path,
                          {"config": json.loads(model.config.to_json()), **manifest})
 
@@ -127,7 +153,10 @@ def load_model_file(path: Path, expected_sha256: str | None = None, coding_only:
         state = {k: v for k, v in state.items() if not k.startswith("entropy_bottleneck.")}
     try:
         model.load_state_dict(state)
-        tables = _tables_from_tensors(tensors, precision)
+        if not coding_only and "coding.gain" not in tensors:
+            # a file from before model id 2 (training may start from one): derive the gains
+            tensors = {**tensors, **coding_gains(model)}
+        tables = _tables_from_tensors(tensors, precision, config)
     except (RuntimeError, KeyError, ValueError) as exc:
         raise WeightsError(f"weights file {path} does not match the model ({str(exc).splitlines()[0]})") from None
     return model.eval(), tables

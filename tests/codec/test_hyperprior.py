@@ -166,3 +166,94 @@ def test_stream_naming_missing_weights_is_refused(kodak_crops):
     data[-4:] = zlib.crc32(bytes(data[:-4])).to_bytes(4, "little")
     with pytest.raises(codec.WeightsError, match="not installed"):
         codec.decompress(bytes(data))
+
+
+# -- integer hyper-synthesis ---------------------------------------------------------------
+def test_integer_convolutions_equal_exact_float64_reference(impl):
+    import torch
+
+    from codec.hyperprior import integer
+
+    rng = np.random.default_rng(7)
+    hyper = impl.tables.hyper
+    for layer, cin, torch_op in ((hyper.layers[0], 64, "transposed"), (hyper.layers[2], 192, "conv")):
+        x = rng.integers(-3000, 3000, (cin, 5, 7)).astype(np.float64)
+        k = layer.kernel
+        if torch_op == "transposed":
+            w = torch.from_numpy(np.ascontiguousarray(layer.weight.reshape(cin, k, k, -1).transpose(0, 3, 1, 2)))
+            ref = torch.nn.functional.conv_transpose2d(torch.from_numpy(x)[None], w, stride=2, padding=2,
+                                                       output_padding=1)[0].numpy()
+            got = integer._transposed_conv(x.transpose(1, 2, 0), layer)
+        else:
+            w = torch.from_numpy(np.ascontiguousarray(layer.weight.reshape(k, k, cin, -1).transpose(3, 2, 0, 1)))
+            ref = torch.nn.functional.conv2d(torch.from_numpy(x)[None], w, padding=k // 2)[0].numpy()
+            got = integer._conv(x.transpose(1, 2, 0), layer)
+        assert np.array_equal(got.transpose(2, 0, 1), ref)
+
+
+def test_integer_entropy_parameters_ignore_blas_threads(impl, kodak_crops):
+    from threadpoolctl import threadpool_limits
+
+    import torch
+
+    model = impl.model
+    with torch.no_grad():
+        _, _, hgain, _ = model.gains(torch.tensor([3]))
+        x = torch.from_numpy(kodak_crops[1]).permute(2, 0, 1)[None].float() / 255
+        z = torch.round(model.h_a(model.g_a(x)) * hgain).numpy().astype(np.int32)
+    outs = []
+    for n in (1, 2):
+        with threadpool_limits(limits=n, user_api="blas"):
+            outs.append(impl.tables.hyper.fixed_outputs(z, 4))
+    assert np.array_equal(outs[0], outs[1])
+    assert np.all(outs[0] == np.round(outs[0]))
+
+
+def test_integer_entropy_parameters_cost_almost_no_rate(impl, kodak_crops):
+    """Against the float hyper-synthesis the model was trained with: the same Gaussian bits
+    within 0.5%."""
+    import torch
+    from scipy.special import erfc
+
+    model, scales = impl.model, impl.tables.scales.astype(np.float64)
+
+    def bits(y: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> float:
+        s = scales[np.minimum(np.searchsorted(impl.tables.scales, sigma, side="left"), len(scales) - 1)]
+        v = np.abs(np.round(y - mu))
+        p = 0.5 * erfc((v - 0.5) / (s * np.sqrt(2))) - 0.5 * erfc((v + 0.5) / (s * np.sqrt(2)))
+        return float(-np.log2(np.maximum(p, 1e-9)).sum())
+
+    for q in (1, 6):
+        with torch.no_grad():
+            gain, _, hgain, inv_hgain = model.gains(torch.tensor([q - 1]))
+            x = torch.from_numpy(kodak_crops[0]).permute(2, 0, 1)[None].float() / 255
+            y0 = model.g_a(x)
+            z = torch.round(model.h_a(y0) * hgain)
+            mu_f, sigma_f = model.entropy_parameters(z, inv_hgain, gain)
+            y = (y0 * gain).numpy()
+        mu_i, sigma_i = impl.tables.hyper(z.numpy().astype(np.int32), q)
+        float_bits = bits(y, mu_f.numpy(), sigma_f.numpy())
+        assert abs(bits(y, mu_i, sigma_i) / float_bits - 1) < 0.005
+
+
+def test_hyper_synthesis_refuses_weights_beyond_exact_integers(impl):
+    from codec.hyperprior.integer import IntegerHyperSynthesis
+
+    h = impl.tables.hyper
+    layers = [(np.full((64, 128, 5, 5), 1000.0, dtype=np.float16), np.zeros(128, np.float16)),
+              (np.zeros((128, 192, 5, 5), np.float16), np.zeros(192, np.float16)),
+              (np.zeros((256, 192, 3, 3), np.float16), np.zeros(256, np.float16))]
+    with pytest.raises(ValueError, match="exact"):
+        IntegerHyperSynthesis(layers, h.inv_hgain_fixed, h.gain, 0.11)
+
+
+def test_streams_of_the_retired_float_model_are_refused_by_name(kodak_crops):
+    import zlib
+
+    data = bytearray(codec.compress(kodak_crops[0][:16, :16], quality=1))
+    offset = 7  # model_id (u16) after magic, version and codec id
+    assert int.from_bytes(data[offset:offset + 2], "little") == 2
+    data[offset:offset + 2] = (1).to_bytes(2, "little")
+    data[-4:] = zlib.crc32(bytes(data[:-4])).to_bytes(4, "little")
+    with pytest.raises(codec.CodecError, match="model id 1 .*no longer"):
+        codec.decompress(bytes(data))
