@@ -340,7 +340,8 @@ def evaluate(images: tuple[str, ...], codec_args: tuple[str, ...], baseline: str
     def go() -> None:
         from tqdm import tqdm
 
-        from codec.evaluation.runner import (bd_table, curves, expand_images, format_bd_table, load_published,
+        from codec.evaluation.runner import (bd_table, curves, expand_images, format_bd_table, format_means,
+                                             load_published,
                                              parse_codec_arg, resolve_adapter, run_eval, write_outputs)
         from codec.registry import codecs as all_codecs
 
@@ -387,6 +388,8 @@ def evaluate(images: tuple[str, ...], codec_args: tuple[str, ...], baseline: str
         tables = {m: bd_table(every, m) for m in ("psnr", "ms-ssim")}
         written = write_outputs(out_dir, rows, every, tables)
         click.echo(f"{len(paths)} images, {len(rows)} measurements; wrote {len(written)} files to {out_dir}")
+        click.echo("")
+        click.echo(format_means(measured))
         for metric, title in (("psnr", "BD-rate, PSNR-RGB"), ("ms-ssim", "BD-rate, MS-SSIM (dB)")):
             click.echo("")
             click.echo(format_bd_table(tables[metric], title))

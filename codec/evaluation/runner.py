@@ -265,15 +265,33 @@ def bd_table(all_curves: dict[str, dict], metric: str) -> dict[str, dict[str, fl
     return table
 
 
+def format_means(all_curves: dict[str, dict]) -> str:
+    """One line per codec and setting: the means over images (what ``curves`` computed)."""
+    width = max([len(n) for n in all_curves] + [5])
+    lines = [f"{'codec':<{width}s}  {'setting':>7s}  {'bpp':>7s}  {'PSNR':>6s}  {'MS-SSIM':>7s}  {'enc s':>7s}  {'dec s':>6s}"]
+    for name, c in all_curves.items():
+        r = c["results"]
+        for i, q in enumerate(r["quality"]):
+            enc, dec = (r[k][i] if k in r else float("nan") for k in ("encoding_time", "decoding_time"))
+            ms = r["ms-ssim"][i] if "ms-ssim" in r else float("nan")
+            lines.append(f"{name:<{width}s}  {q:>7g}  {r['bpp'][i]:7.4f}  {r['psnr-rgb'][i]:6.2f}  {ms:7.4f}  "
+                         f"{enc:7.2f}  {dec:6.2f}".replace("nan", "  -"))
+    return "\n".join(lines)
+
+
 def format_bd_table(table: dict[str, dict[str, float]], title: str) -> str:
     names = list(table)
+    if len(names) < 2:
+        return f"{title}: needs at least two curves (add --codec, --baseline or --compare)"
     width = max([len(n) for n in names] + [10])
-    lines = [title, " " * (width + 2) + " ".join(f"{n[:10]:>10s}" for n in names)]
+    col = min(max(len(n) for n in names), 18)
+    lines = [title, " " * (width + 2) + " ".join(f"{n[:col]:>{col}s}" for n in names)]
     for t in names:
         cells = []
         for a in names:
             v = table[t].get(a)
-            cells.append(f"{'':>10s}" if t == a else (f"{'n/a':>10s}" if v is None or math.isnan(v) else f"{v:+9.1f}%"))
+            cells.append(f"{'':>{col}s}" if t == a else
+                         (f"{'n/a':>{col}s}" if v is None or math.isnan(v) else f"{v:+{col - 1}.1f}%"))
         lines.append(f"{t:<{width}s}  " + " ".join(cells))
     lines.append("(row against column: negative means the row needs fewer bits for the same quality)")
     return "\n".join(lines)

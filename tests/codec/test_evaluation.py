@@ -143,3 +143,21 @@ def test_coolchic_tables_load_as_mean_curves(tmp_path):
     tsv.write_text("not\ta table\n")
     with pytest.raises(CodecError, match="Cool-chic"):
         load_published(tsv)
+
+
+def test_means_and_bd_tables_print_what_was_measured():
+    from codec.evaluation.runner import bd_table, format_bd_table, format_means
+
+    def curve(name, bpp, psnr):
+        return {"name": name, "results": {"quality": [1, 2, 3, 4], "bpp": bpp, "psnr-rgb": psnr,
+                                          "ms-ssim": [0.9] * 4, "encoding_time": [0.5] * 4,
+                                          "decoding_time": [0.25] * 4}}
+
+    a = curve("a-long-codec-name", [0.2, 0.4, 0.8, 1.6], [28.0, 31.0, 34.0, 37.0])
+    b = curve("b", [0.25, 0.5, 1.0, 2.0], [28.0, 31.0, 34.0, 37.0])
+    means = format_means({"a-long-codec-name": a, "b": b}).splitlines()
+    assert len(means) == 9 and means[1].split()[:4] == ["a-long-codec-name", "1", "0.2000", "28.00"]
+    table = format_bd_table(bd_table({"a-long-codec-name": a, "b": b}, "psnr"), "BD")
+    assert "a-long-codec-name" in table.splitlines()[1]  # column names are not cut short
+    assert "-20.0%" in table and "+25.0%" in table
+    assert "needs at least two curves" in format_bd_table(bd_table({"b": b}, "psnr"), "BD")
