@@ -46,6 +46,30 @@ def _run(verbose: bool, fn: Callable[[], None]) -> None:
         raise _Fail(f"internal error: {exc.__class__.__name__}: {exc} (run with -v for details)") from None
 
 
+def _each_input(inputs: tuple[str, ...], output: str | None, verbose: bool,
+                one: Callable[[str, str | None], None]) -> None:
+    """Run ``one(input, output)`` for every input. One input: its error ends the command.
+    Several: ``output`` (if given) must be a folder; each failure is reported on its own
+    line, the other files still go, and the exit status is 1 if any failed."""
+    if len(inputs) == 1:
+        _run(verbose, lambda: one(inputs[0], output))
+        return
+    if "-" in inputs:
+        raise _Fail("'-' (stdin) works with a single input only")
+    if output is not None and not Path(output).is_dir():
+        raise _Fail(f"{output}: with several inputs, -o must be an existing folder")
+    failed = 0
+    for path in inputs:
+        try:
+            _run(verbose, lambda: one(path, output))
+        except _Fail as exc:
+            exc.show()
+            failed += 1
+    if failed:
+        click.echo(f"lcodec: {failed} of {len(inputs)} files failed", err=True)
+        sys.exit(1)
+
+
 def _read_input(path: str) -> bytes:
     if path == "-":
         return sys.stdin.buffer.read()
@@ -113,8 +137,9 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("input", metavar="IN")
-@click.option("-o", "--output", metavar="OUT", help=f"output stream ('-' for stdout; default IN{STREAM_SUFFIX})")
+@click.argument("inputs", metavar="IN...", nargs=-1, required=True)
+@click.option("-o", "--output", metavar="OUT",
+              help=f"output stream ('-' for stdout; default IN{STREAM_SUFFIX}); a folder for several inputs")
 @click.option("--codec", "codec_name", default="hyperprior", show_default=True, help="codec to use (see `lcodec info --codecs`)")
 @click.option("-q", "--quality", type=int, default=None, help="quality level (hyperprior: 1..6, default 3; lossless codecs have none)")
 @click.option("-f", "--force", is_flag=True, help="overwrite an existing output")
@@ -127,13 +152,14 @@ def main() -> None:
 @click.option("--target-bpp", type=float, default=None,
               help="overfit: search lambda for the largest file at or below this rate (ignores -q)")
 @click.option("-v", "--verbose", is_flag=True, help="print size, bits per pixel and timing")
-def compress(input: str, output: str | None, codec_name: str, quality: int | None, force: bool,
+def compress(inputs: tuple[str, ...], output: str | None, codec_name: str, quality: int | None, force: bool,
              verify: bool, preset: str | None, time_budget: float | None, iterations: int | None,
              target_bpp: float | None, verbose: bool) -> None:
-    """Compress an image (PNG, JPEG, PPM/PGM, TIFF, WebP) to an lcodec stream.
+    """Compress images (PNG, JPEG, PPM/PGM, TIFF, WebP) to lcodec streams.
 
     The lossless codecs (pc-mnist, pc-fashion-mnist) also take an idx3 file (MNIST layout,
-    optionally .gz) and code the whole set into one stream.
+    optionally .gz) and code the whole set into one stream. Several inputs are coded one
+    after another with the model loaded once; a file that fails is reported and skipped.
 
     \b
     Examples:
@@ -144,10 +170,13 @@ def compress(input: str, output: str | None, codec_name: str, quality: int | Non
       lcodec compress photo.png --codec overfit --target-bpp 0.5
       lcodec compress digit.png --codec pc-mnist   # lossless, 28x28 grayscale
       lcodec compress t10k-images-idx3-ubyte.gz --codec pc-mnist -o test.lcd
+      lcodec compress *.png -o streams/            # several files, into a folder
     """
-    def go() -> None:
+    def go(input: str, output: str | None) -> None:
         import codec
 
+        if output is not None and Path(output).is_dir():
+            output = str(Path(output) / (Path(input).name + STREAM_SUFFIX))
         if output is None and input == "-":
             raise _Fail("reading stdin needs -o (use -o - for stdout)")
         out = output if output is not None else input + STREAM_SUFFIX
@@ -177,6 +206,8 @@ def compress(input: str, output: str | None, codec_name: str, quality: int | Non
         t0 = time.perf_counter()
         try:
             enc = codec.compress_image(raw, codec=codec_name, quality=quality, verify=verify, **options)
+        except codec.UnsupportedImageError as exc:  # the library saw bytes: name the file
+            raise _Fail(str(exc).replace("<input>", "stdin" if input == "-" else input, 1)) from None
         finally:
             if bar is not None:
                 bar.close()
@@ -189,22 +220,26 @@ def compress(input: str, output: str | None, codec_name: str, quality: int | Non
                        f"{enc.bits_per_pixel:.4f} bpp, quality {h.quality}, {dt:.2f} s"
                        + (", verified" if verify else ""), err=True)
 
-    _run(verbose, go)
+    _each_input(inputs, output, verbose, go)
 
 
 @main.command()
-@click.argument("input", metavar="IN")
+@click.argument("inputs", metavar="IN...", nargs=-1, required=True)
 @click.option("-o", "--output", metavar="OUT",
-              help="output image: .png, .ppm or .pgm ('-' for PNG on stdout); .idx/.idx.gz for image sets")
+              help="output image: .png, .ppm or .pgm ('-' for PNG on stdout); .idx/.idx.gz for image sets; "
+                   f"a folder for several inputs (each IN{STREAM_SUFFIX} becomes IN)")
 @click.option("-f", "--force", is_flag=True, help="overwrite an existing output")
 @click.option("--reference", type=click.Path(dir_okay=False), default=None,
               help="original image: print the PSNR of the decoded pixels against it")
 @click.option("--max-pixels", type=int, default=None,
               help="decode at most this many pixels (replaces the default pixels-per-byte limit)")
 @click.option("-v", "--verbose", is_flag=True, help="print size and timing")
-def decompress(input: str, output: str | None, force: bool, reference: str | None, max_pixels: int | None,
-               verbose: bool) -> None:
-    """Decompress an lcodec stream to a PNG or PPM/PGM image.
+def decompress(inputs: tuple[str, ...], output: str | None, force: bool, reference: str | None,
+               max_pixels: int | None, verbose: bool) -> None:
+    """Decompress lcodec streams to PNG or PPM/PGM images.
+
+    Without -o, NAME.png.lcd is written to NAME.png. Several inputs are decoded one after
+    another; a stream that fails is reported and skipped.
 
     \b
     Examples:
@@ -213,11 +248,20 @@ def decompress(input: str, output: str | None, force: bool, reference: str | Non
       lcodec decompress photo.lcd -o out.png --reference photo.png   # prints PSNR
       lcodec decompress - -o - < photo.lcd > photo.png
       lcodec decompress test.lcd -o test-images.idx.gz     # an image set
+      lcodec decompress streams/*.lcd -o decoded/         # several streams, into a folder
     """
-    def go() -> None:
+    if reference is not None and len(inputs) > 1:
+        raise _Fail("--reference works with a single input only")
+
+    def go(input: str, output: str | None) -> None:
         import codec
         from codec.imageio import encode_idx, encode_image_file, is_idx_name, output_suffix
 
+        if output is not None and Path(output).is_dir():
+            name = Path(input).name
+            if not name.endswith(STREAM_SUFFIX):
+                raise _Fail(f"{input}: cannot name the output (no {STREAM_SUFFIX} suffix); decode it alone with -o")
+            output = str(Path(output) / name[: -len(STREAM_SUFFIX)])
         if output is None:
             if input == "-" or not input.endswith(STREAM_SUFFIX):
                 raise _Fail("give the output with -o")
@@ -257,7 +301,7 @@ def decompress(input: str, output: str | None, force: bool, reference: str | Non
         if reference is not None:
             click.echo(f"PSNR {psnr(ref, pixels):.2f} dB against {reference}", err=True)
 
-    _run(verbose, go)
+    _each_input(inputs, output, verbose, go)
 
 
 @main.command()

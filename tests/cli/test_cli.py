@@ -195,3 +195,29 @@ def test_eval_lossless_reports_bits_per_dimension(tmp_path):
 def test_encoder_options_belong_to_the_overfit_codec(tmp_path, sample_path):
     one_line_error(run("compress", sample_path, "--preset", "slow", "-o", tmp_path / "x.lcd"))
     assert not (tmp_path / "x.lcd").exists()
+
+
+def test_several_inputs_into_a_folder_and_failures_reported_per_file(tmp_path, sample_path):
+    img = Image.open(sample_path).convert("RGB")
+    names = []
+    for i, box in enumerate([(0, 0, 64, 48), (10, 10, 50, 40)]):
+        img.crop(box).save(tmp_path / f"im{i}.png")
+        names.append(tmp_path / f"im{i}.png")
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    streams, decoded = tmp_path / "streams", tmp_path / "decoded"
+    streams.mkdir()
+    decoded.mkdir()
+    r = run("compress", names[0], tmp_path / "bad.png", names[1], "-o", streams, "-q", "2")
+    assert r.returncode == 1
+    err = r.stderr.decode().strip().splitlines()
+    assert err == [f"lcodec: error: {tmp_path / 'bad.png'}: not a readable image (PNG, JPEG, PPM/PGM, TIFF or WebP)",
+                   "lcodec: 1 of 3 files failed"]
+    assert sorted(p.name for p in streams.iterdir()) == ["im0.png.lcd", "im1.png.lcd"]
+    r = run("decompress", *sorted(streams.iterdir()), "-o", decoded)
+    assert r.returncode == 0, r.stderr
+    for n in names:
+        a, b = np.asarray(Image.open(decoded / n.name)), np.asarray(Image.open(n))
+        assert a.shape == b.shape and np.abs(a.astype(int) - b).mean() < 20
+    # several inputs need a folder; stdin is for one input only
+    one_line_error(run("compress", *names, "-o", tmp_path / "x.lcd"))
+    one_line_error(run("compress", names[0], "-", "-o", streams))
