@@ -102,6 +102,10 @@ def test_stored_tables_are_rebuilt_exactly_from_the_weights(impl, training_model
     assert rebuilt.z.digest() == impl.tables.z.digest()
     assert rebuilt.y.digest() == impl.tables.y.digest()
     assert np.array_equal(rebuilt.scales, impl.tables.scales)
+    assert np.array_equal(rebuilt.hyper.gain, impl.tables.hyper.gain)
+    assert np.array_equal(rebuilt.hyper.inv_hgain_fixed, impl.tables.hyper.inv_hgain_fixed)
+    assert all(np.array_equal(a.weight, b.weight) and np.array_equal(a.bias, b.bias)
+               for a, b in zip(rebuilt.hyper.layers, impl.tables.hyper.layers))
 
 
 def test_coding_model_matches_the_compressai_model_bit_for_bit(impl, training_model):
