@@ -53,14 +53,17 @@ class HyperpriorCodec:
         self.qualities = tuple(range(1, model.config.qualities + 1))
 
     # -- shared by both sides ------------------------------------------------------------
-    def _gains(self, quality: int) -> tuple[torch.Tensor, ...]:
+    def _check_quality(self, quality: int) -> None:
         if quality not in self.qualities:
             raise CodecError(f"quality must be one of {self.qualities[0]}..{self.qualities[-1]}, not {quality}")
+
+    def _gains(self, quality: int) -> tuple[torch.Tensor, ...]:
+        self._check_quality(quality)
         return self.model.gains(torch.tensor([quality - 1]))
 
     def _entropy_parameters(self, z_sym: np.ndarray, quality: int) -> tuple[torch.Tensor, np.ndarray]:
-        """Means (float32 tensor) and scale-table ids (uint8) from the integer hyper-latent."""
-        self._gains(quality)  # checks the quality
+        """Means (float32 tensor) and scale-table ids (uint8) from the integer hyper-latent
+        (``quality`` already checked by the caller)."""
         mu, sigma = self.tables.hyper(z_sym, quality)
         ids = np.searchsorted(self.tables.scales, sigma, side="left")
         return torch.from_numpy(mu), np.minimum(ids, len(self.tables.scales) - 1).astype(np.uint8)
@@ -165,7 +168,7 @@ class HyperpriorCodec:
     # -- decoder ---------------------------------------------------------------------------
     @torch.no_grad()
     def decode(self, sections: tuple[bytes, ...], width: int, height: int, quality: int) -> np.ndarray:
-        self._gains(quality)
+        self._check_quality(quality)
         if not sections:
             raise CorruptStreamError("hyperprior stream has no sections")
         grid = TileGrid.from_params(sections[0], width, height)
