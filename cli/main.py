@@ -207,7 +207,9 @@ def compress(inputs: tuple[str, ...], output: str | None, codec_name: str, quali
         try:
             enc = codec.compress_image(raw, codec=codec_name, quality=quality, verify=verify, **options)
         except codec.UnsupportedImageError as exc:  # the library saw bytes: name the file
-            raise _Fail(str(exc).replace("<input>", "stdin" if input == "-" else input, 1)) from None
+            from codec.imageio import UNNAMED
+
+            raise _Fail(str(exc).replace(UNNAMED, "stdin" if input == "-" else input, 1)) from None
         finally:
             if bar is not None:
                 bar.close()

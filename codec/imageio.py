@@ -27,10 +27,14 @@ def _pil():
     return Image
 
 
+#: how errors name an image given as bytes (callers that know its origin substitute it)
+UNNAMED = "<input>"
+
+
 def read_image(source: str | os.PathLike[str] | bytes) -> np.ndarray:
     """Decode an image file (path or bytes) to HxWx3 or HxWx1 uint8."""
     Image = _pil()
-    name = "<input>" if isinstance(source, bytes) else str(source)
+    name = UNNAMED if isinstance(source, bytes) else str(source)
     try:
         fp = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")
     except FileNotFoundError:
