@@ -490,9 +490,13 @@ def _eval_lossless(files: tuple[str, ...], codec_args: tuple[str, ...], baseline
               help="write weights (.safetensors + .json manifest) here when done")
 @click.option("--kodak", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="evaluate the exported weights on this folder (bpp and PSNR into the manifest)")
+@click.option("--synthesis-width", type=click.IntRange(min=1), default=None,
+              help="widen the synthesis transform of the starting weights to this many channels, "
+                   "keeping what they compute (not with --from-scratch or a checkpoint)")
 @click.option("--threads", type=int, default=None, help="torch threads (default: all cores)")
 def train(data: Path, run_dir: Path, steps: int, time_budget: float | None, lr: float, from_scratch: bool,
-          export_path: Path | None, kodak: Path | None, threads: int | None, crop: int) -> None:
+          export_path: Path | None, kodak: Path | None, threads: int | None, crop: int,
+          synthesis_width: int | None) -> None:
     """Train the hyperprior (all qualities at once), resuming from RUN_DIR.
 
     Without a checkpoint in --run-dir, training continues from the shipped weights,
@@ -502,19 +506,26 @@ def train(data: Path, run_dir: Path, steps: int, time_budget: float | None, lr: 
     Examples:
       lcodec train --time-budget 60 --export runs/new.safetensors --kodak ../shared/data/kodak
       lcodec train --steps 200 --run-dir /tmp/smoke --from-scratch
+      lcodec train --time-budget 120 --run-dir runs/wide --synthesis-width 128
     """
+    resuming = (run_dir / "checkpoint.pt").exists()
+    if synthesis_width and (from_scratch or resuming):
+        raise click.UsageError("--synthesis-width widens the weights a run starts from; it does not apply "
+                               + ("with --from-scratch" if from_scratch else f"when resuming {run_dir}"))
+
     def go() -> None:
         from codec.hyperprior.train import TrainOptions, export_checkpoint
         from codec.hyperprior.train import train as run
         from codec.hyperprior.weights import installed_weights
 
         init = None
-        if not from_scratch and not (run_dir / "checkpoint.pt").exists():
+        if not from_scratch and not resuming:
             shipped = installed_weights()
             if shipped:
                 init = max(shipped, key=lambda w: int(w.manifest.get("steps", 0))).path
         opts = TrainOptions(data=data, run_dir=run_dir, steps=steps, lr=lr, init=init, threads=threads, crop=crop,
-                            time_budget=time_budget * 60 if time_budget else None)
+                            time_budget=time_budget * 60 if time_budget else None,
+                            synthesis_width=synthesis_width)
         ckpt = run(opts, log=lambda s: click.echo(s, err=True))
         if export_path is not None:
             manifest = export_checkpoint(ckpt, export_path, kodak, log=lambda s: click.echo(s, err=True))

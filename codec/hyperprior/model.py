@@ -46,6 +46,8 @@ class HyperpriorConfig:
 
     N: int = 64
     M: int = 96
+    #: channels of the synthesis transform; ``None`` means ``N``
+    N_s: int | None = None
     lambdas: tuple[float, ...] = (0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483)
     scale_min: float = SCALE_MIN
     scale_max: float = 256.0
@@ -56,7 +58,10 @@ class HyperpriorConfig:
         return len(self.lambdas)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        raw = asdict(self)
+        if raw["N_s"] is None:  # configs from before the synthesis width existed read the same
+            del raw["N_s"]
+        return json.dumps(raw, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "HyperpriorConfig":
@@ -164,6 +169,7 @@ class MeanScaleHyperprior(nn.Module):
         self.config = config
         self.coding_only = coding_only
         N, M = config.N, config.M
+        Ns = config.N_s or N
         if coding_only:
             GDN: type[nn.Module] = CodingGDN
         else:
@@ -172,8 +178,8 @@ class MeanScaleHyperprior(nn.Module):
             _conv(3, N), GDN(N), _conv(N, N), GDN(N), _conv(N, N), GDN(N), _conv(N, M)
         )
         self.g_s = nn.Sequential(
-            _deconv(M, N), GDN(N, inverse=True), _deconv(N, N), GDN(N, inverse=True),
-            _deconv(N, N), GDN(N, inverse=True), _deconv(N, 3),
+            _deconv(M, Ns), GDN(Ns, inverse=True), _deconv(Ns, Ns), GDN(Ns, inverse=True),
+            _deconv(Ns, Ns), GDN(Ns, inverse=True), _deconv(Ns, 3),
         )
         self.h_a = nn.Sequential(
             _conv(M, N, 3, 1), nn.LeakyReLU(inplace=True),

@@ -7,6 +7,7 @@ model, optimiser, step and wall time, so a run stopped at any point continues wh
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -18,6 +19,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..errors import CodecError
 from .model import HyperpriorConfig, MeanScaleHyperprior
 
 
@@ -35,6 +37,7 @@ class TrainOptions:
     checkpoint_every: float = 300.0  # seconds
     snapshot_every: int = 0  # steps; 0 keeps no snapshots
     init: Path | None = None  # weights to start from when there is no checkpoint
+    synthesis_width: int | None = None  # widen the synthesis of ``init`` to this many channels
     seed: int = 0
     threads: int | None = None
 
@@ -71,7 +74,8 @@ def _prior_training(init_from: str | None) -> dict:
         return {"steps": 0, "wall_seconds": 0.0}
     try:
         m = json.loads(Path(init_from).with_suffix(".json").read_text())
-        return {"steps": int(m.get("steps", 0)), "wall_seconds": float(m.get("wall_seconds", 0.0))}
+        return {"steps": int(m.get("steps", 0)), "wall_seconds": float(m.get("wall_seconds", 0.0)),
+                "sha256": m.get("sha256")}
     except (OSError, ValueError):
         return {"steps": 0, "wall_seconds": 0.0}
 
@@ -85,6 +89,51 @@ def rd_loss(model: MeanScaleHyperprior, x: torch.Tensor, q: torch.Tensor) -> dic
     lam = torch.tensor(model.config.lambdas, dtype=x.dtype)[q]
     loss = (lam * 255.0**2 * mse + bpp).mean()
     return {"loss": loss, "bpp": bpp.detach(), "mse": mse.detach()}
+
+
+@torch.no_grad()
+def widen_synthesis(model: MeanScaleHyperprior, width: int, seed: int = 0) -> MeanScaleHyperprior:
+    """The same model with ``width`` synthesis channels, computing exactly what it did.
+
+    A function-preserving widening in the manner of Chen, Goodfellow & Shlens, "Net2Net:
+    Accelerating Learning via Knowledge Transfer" (ICLR 2016), with zeros for the new
+    outgoing weights: the new channels receive randomly initialised inputs, send nothing
+    onwards yet, and are normalised by GDN on their own (no cross terms), so training
+    starts from the narrow model's rate-distortion point and grows into the new capacity.
+    """
+    old_width = model.config.N_s or model.config.N
+    if width == old_width:
+        return model
+    if width < old_width:
+        raise CodecError(f"cannot narrow the synthesis from {old_width} to {width} channels")
+    config = dataclasses.replace(model.config, N_s=width)
+    with torch.random.fork_rng(devices=[]):  # the caller's random stream is left alone
+        torch.manual_seed(seed)
+        wide = MeanScaleHyperprior(config)
+    state = wide.state_dict()
+    n = old_width
+    for key, old in model.state_dict().items():
+        new = state[key]
+        if not key.startswith("g_s.") or new.shape == old.shape:
+            state[key] = old.clone()
+            continue
+        layer, name = key.split(".")[1], key.rsplit(".", 1)[1]
+        if name == "weight" and layer == "0":  # (M, width, k, k): new outputs keep their init
+            new[:, :n] = old
+        elif name == "weight":  # (width, out, k, k): nothing leaves the new channels yet
+            new[:n, :old.shape[1]] = old
+            new[n:] = 0.0
+        elif name == "bias":
+            new[:n] = old
+            new[n:] = 0.0
+        elif name == "gamma":  # GDN: the old block kept, cross terms at their initial zero
+            new[:n, :n] = old
+        elif name == "beta":
+            new[:n] = old
+        else:
+            raise ValueError(f"cannot widen {key}")
+    wide.load_state_dict(state)
+    return wide
 
 
 def learning_rate(opts: TrainOptions, step: int, progress: float) -> float:
@@ -126,14 +175,20 @@ def train(opts: TrainOptions, config: HyperpriorConfig | None = None,
             from .weights import load_model_file
 
             model, _ = load_model_file(opts.init)
-            config = model.config
             log(f"starting from {opts.init}")
+            narrow = model.config.N_s or model.config.N
+            if opts.synthesis_width:
+                model = widen_synthesis(model, opts.synthesis_width)
+                log(f"synthesis widened to {opts.synthesis_width} channels")
+            config = model.config
         else:
             config = config or HyperpriorConfig()
             model = MeanScaleHyperprior(config)
         step, wall, history = 0, 0.0, []
         init_from = str(opts.init) if opts.init else None
         prior = _prior_training(init_from)
+        if opts.init is not None and opts.synthesis_width and opts.synthesis_width != narrow:
+            prior["synthesis_widened_from"] = narrow
         state = None
     params = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
     opt = torch.optim.Adam(params, lr=opts.lr)
@@ -219,6 +274,10 @@ def export_checkpoint(ckpt_path: Path, out_path: Path, kodak: Path | None = None
         "init_from": Path(state["init_from"]).name if state.get("init_from") else None, "crop": 128, "batch": 8,
         "qualities": {str(i + 1): {"lambda": lam} for i, lam in enumerate(config.lambdas)},
     }
+    if prior.get("sha256"):
+        manifest["init_sha256"] = prior["sha256"]
+    if prior.get("synthesis_widened_from"):
+        manifest["synthesis_widened_from"] = prior["synthesis_widened_from"]
     manifest = export_weights(model, out_path, manifest)
     if kodak is not None:
         from .evaluate import evaluate_weights

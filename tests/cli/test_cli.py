@@ -127,6 +127,28 @@ def test_train_runs_and_resumes(tmp_path):
     assert r.returncode == 0, r.stderr
     assert b"resuming" in r.stderr and b"finished at step 4" in r.stderr
     assert (tmp_path / "w.json").exists()
+    # widening applies to the weights a run starts from, never to a resumed checkpoint
+    r = run(*args, "--steps", "5", "--synthesis-width", "96")
+    assert r.returncode == 2 and b"--synthesis-width" in r.stderr and b"Traceback" not in r.stderr
+
+
+def test_train_widens_the_shipped_synthesis(tmp_path):
+    from codec.hyperprior.weights import installed_weights
+
+    shipped = max(installed_weights(), key=lambda w: int(w.manifest.get("steps", 0))).manifest
+    width = shipped["config"].get("N_s") or shipped["config"]["N"]
+    data = tmp_path / "data"
+    data.mkdir()
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(data / "0.png")
+    out = tmp_path / "w.safetensors"
+    r = run("train", "--data", data, "--run-dir", tmp_path / "run", "--threads", "1", "--crop", "64",
+            "--steps", "1", "--synthesis-width", str(width + 8), "--export", out)
+    assert r.returncode == 0, r.stderr
+    manifest = json.loads(out.with_suffix(".json").read_text())
+    assert manifest["config"]["N_s"] == width + 8
+    assert manifest["synthesis_widened_from"] == width
+    assert manifest["init_sha256"] == shipped["sha256"]
+    assert manifest["steps"] == shipped["steps"] + 1
 
 
 def test_eval_command_writes_results_and_a_bd_table(tmp_path, kodak_crops):

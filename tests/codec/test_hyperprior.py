@@ -108,6 +108,42 @@ def test_stored_tables_are_rebuilt_exactly_from_the_weights(impl, training_model
                for a, b in zip(rebuilt.hyper.layers, impl.tables.hyper.layers))
 
 
+def test_widened_synthesis_computes_what_the_narrow_one_did(training_model):
+    import torch
+
+    from codec.hyperprior.train import widen_synthesis
+
+    wide = widen_synthesis(training_model, 96).eval()
+    assert wide.config.N_s == 96 and wide.g_s[0].out_channels == 96
+    assert training_model.config.N_s is None  # the source model is untouched
+    torch.manual_seed(1)
+    y = torch.randn(1, training_model.config.M, 5, 7)
+    with torch.no_grad():
+        assert torch.allclose(wide.g_s(y), training_model.g_s(y), atol=1e-5)
+        # everything but the synthesis is the same parameters
+        x = torch.rand(1, 3, 64, 64)
+        assert torch.equal(wide.g_a(x), training_model.g_a(x))
+    # and the new channels are live: a training step reaches their weights
+    wide.train()
+    wide.g_s(y).square().mean().backward()
+    assert wide.g_s[6].weight.grad[training_model.config.N:].abs().sum() > 0
+
+
+def test_synthesis_width_round_trips_through_the_config():
+    from codec.errors import CodecError
+    from codec.hyperprior.model import HyperpriorConfig
+    from codec.hyperprior.train import widen_synthesis
+
+    cfg = HyperpriorConfig(N=8, M=12, N_s=16)
+    assert HyperpriorConfig.from_json(cfg.to_json()) == cfg
+    # a config without the field reads as it always did, and writes the same JSON
+    assert "N_s" not in HyperpriorConfig(N=8, M=12).to_json()
+    from codec.hyperprior.model import MeanScaleHyperprior
+
+    with pytest.raises(CodecError):
+        widen_synthesis(MeanScaleHyperprior(cfg), 8)
+
+
 def test_coding_model_matches_the_compressai_model_bit_for_bit(impl, training_model):
     import torch
 
