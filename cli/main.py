@@ -494,9 +494,12 @@ def _eval_lossless(files: tuple[str, ...], codec_args: tuple[str, ...], baseline
               help="widen the synthesis transform of the starting weights to this many channels, "
                    "keeping what they compute (not with --from-scratch or a checkpoint)")
 @click.option("--threads", type=int, default=None, help="torch threads (default: all cores)")
+@click.option("--compile", "compiled", is_flag=True,
+              help="compile the training step with torch.compile: a few minutes of compiling first, "
+                   "then about 20% more steps an hour on a CPU (needs a C++ compiler)")
 def train(data: Path, run_dir: Path, steps: int, time_budget: float | None, lr: float, from_scratch: bool,
           export_path: Path | None, kodak: Path | None, threads: int | None, crop: int,
-          synthesis_width: int | None) -> None:
+          synthesis_width: int | None, compiled: bool) -> None:
     """Train the hyperprior (all qualities at once), resuming from RUN_DIR.
 
     Without a checkpoint in --run-dir, training continues from the shipped weights,
@@ -507,6 +510,7 @@ def train(data: Path, run_dir: Path, steps: int, time_budget: float | None, lr: 
       lcodec train --time-budget 60 --export runs/new.safetensors --kodak ../shared/data/kodak
       lcodec train --steps 200 --run-dir /tmp/smoke --from-scratch
       lcodec train --time-budget 120 --run-dir runs/wide --synthesis-width 128
+      lcodec train --time-budget 120 --threads 2 --compile
     """
     resuming = (run_dir / "checkpoint.pt").exists()
     if synthesis_width and (from_scratch or resuming):
@@ -525,7 +529,7 @@ def train(data: Path, run_dir: Path, steps: int, time_budget: float | None, lr: 
                 init = max(shipped, key=lambda w: int(w.manifest.get("steps", 0))).path
         opts = TrainOptions(data=data, run_dir=run_dir, steps=steps, lr=lr, init=init, threads=threads, crop=crop,
                             time_budget=time_budget * 60 if time_budget else None,
-                            synthesis_width=synthesis_width)
+                            synthesis_width=synthesis_width, compile=compiled)
         ckpt = run(opts, log=lambda s: click.echo(s, err=True))
         if export_path is not None:
             manifest = export_checkpoint(ckpt, export_path, kodak, log=lambda s: click.echo(s, err=True))

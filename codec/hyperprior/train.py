@@ -40,6 +40,7 @@ class TrainOptions:
     synthesis_width: int | None = None  # widen the synthesis of ``init`` to this many channels
     seed: int = 0
     threads: int | None = None
+    compile: bool = False  # run the loss through torch.compile (needs a C++ compiler)
 
 
 def load_crops(folder: Path) -> torch.Tensor:
@@ -145,6 +146,15 @@ def learning_rate(opts: TrainOptions, step: int, progress: float) -> float:
     return opts.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
+def _compiled(fn: Callable) -> Callable:
+    """``fn`` through torch.compile; its C++ kernels need a compiler on the PATH."""
+    import shutil
+
+    if not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
+        raise CodecError("compiled training needs a C++ compiler (g++ or clang++) on the PATH")
+    return torch.compile(fn)
+
+
 def _atomic_save(obj: object, path: Path) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(obj, tmp)
@@ -192,6 +202,7 @@ def train(opts: TrainOptions, config: HyperpriorConfig | None = None,
         state = None
     params = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
     opt = torch.optim.Adam(params, lr=opts.lr)
+    loss_fn = _compiled(rd_loss) if opts.compile else rd_loss
     if state is not None:
         opt.load_state_dict(state["optimizer"])
     base_step, base_wall = step, wall
@@ -221,7 +232,7 @@ def train(opts: TrainOptions, config: HyperpriorConfig | None = None,
             g["lr"] = lr
         x = random_batch(images, opts.batch, opts.crop, gen)
         q = torch.randint(0, config.qualities, (opts.batch,), generator=gen)
-        out = rd_loss(model, x, q)
+        out = loss_fn(model, x, q)
         opt.zero_grad(set_to_none=True)
         out["loss"].backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -238,8 +249,9 @@ def train(opts: TrainOptions, config: HyperpriorConfig | None = None,
                     bpp = sum(r[0] for r in rows) / len(rows)
                     mse = sum(r[1] for r in rows) / len(rows)
                     per_q.append(f"q{qi + 1} {bpp:.3f}bpp/{10 * math.log10(1 / max(mse, 1e-10)):.2f}dB")
-            log(f"step {step} lr {lr:.2e} loss {float(out['loss']):.4f} {rate:.0f} steps/h | " + " ".join(per_q))
-            history.append({"step": step, "wall": base_wall + time.time() - t0, "loss": float(out["loss"])})
+            loss = float(out["loss"].detach())
+            log(f"step {step} lr {lr:.2e} loss {loss:.4f} {rate:.0f} steps/h | " + " ".join(per_q))
+            history.append({"step": step, "wall": base_wall + time.time() - t0, "loss": loss})
             window.clear()
         if opts.snapshot_every and step % opts.snapshot_every == 0:
             torch.save({"config": config.to_json(), "model": model.state_dict(), "step": step,

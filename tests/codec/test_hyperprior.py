@@ -297,3 +297,14 @@ def test_streams_of_the_retired_float_model_are_refused_by_name(kodak_crops):
     data[-4:] = zlib.crc32(bytes(data[:-4])).to_bytes(4, "little")
     with pytest.raises(codec.CodecError, match="model id 1 .*no longer"):
         codec.decompress(bytes(data))
+
+
+def test_compiled_training_without_a_compiler_is_a_clear_error(monkeypatch):
+    import shutil
+
+    from codec.errors import CodecError
+    from codec.hyperprior.train import _compiled, rd_loss
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(CodecError, match="C\\+\\+ compiler"):
+        _compiled(rd_loss)
