@@ -168,6 +168,9 @@ def train(opts: TrainOptions, config: HyperpriorConfig | None = None,
         torch.set_num_threads(opts.threads)
     opts.run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = opts.run_dir / "checkpoint.pt"
+    if opts.synthesis_width and (ckpt_path.exists() or opts.init is None):
+        raise CodecError("a synthesis width widens the weights a run starts from; it does not apply "
+                         + (f"when resuming {ckpt_path}" if ckpt_path.exists() else "without starting weights"))
     gen = torch.Generator().manual_seed(opts.seed)
     if ckpt_path.exists():
         state = torch.load(ckpt_path, map_location="cpu", weights_only=True)

@@ -308,3 +308,12 @@ def test_compiled_training_without_a_compiler_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(CodecError, match="C\\+\\+ compiler"):
         _compiled(rd_loss)
+
+
+def test_synthesis_width_needs_starting_weights(tmp_path):
+    from codec.errors import CodecError
+    from codec.hyperprior.train import TrainOptions, train
+
+    opts = TrainOptions(data=tmp_path, run_dir=tmp_path / "run", synthesis_width=96)
+    with pytest.raises(CodecError, match="starting weights"):
+        train(opts, log=lambda s: None)
