@@ -369,7 +369,7 @@ def evaluate(images: tuple[str, ...], codec_args: tuple[str, ...], baseline: str
     bpp from the real files, PSNR-RGB, PSNR-Y and MS-SSIM from decoded pixels, and encode and
     decode times. Writes one JSON per codec (CompressAI's results format), a per-image CSV,
     RD plots and a BD-rate table. Finished measurements are cached in OUTPUT/cache.jsonl, so an
-    interrupted run resumes.
+    interrupted run resumes; without that cache, the rows of OUTPUT/per_image.csv are reused.
 
     \b
     Examples:

@@ -12,7 +12,7 @@ import glob
 import json
 import math
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -132,13 +132,32 @@ def _init_worker() -> None:
         pass
 
 
-def run_eval(images: list[Path], jobs_spec: list[tuple[Adapter, list[float]]], out_dir: Path, workers: int = 1,
-             progress: Callable[[int, int, str], None] | None = None) -> list[Row]:
-    """Measure every (image, codec, setting); cached rows are reused, new ones appended."""
-    from ..imageio import read_image
+_ROW_TYPES = {"int": int, "float": float, "str": str}
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    cache_path = out_dir / "cache.jsonl"
+
+def _rows_from_csv(path: Path) -> list[Row]:
+    """The rows of a results folder's ``per_image.csv`` (as ``write_outputs`` wrote them)."""
+    import csv
+
+    types = {f.name: _ROW_TYPES[str(f.type)] for f in fields(Row)}
+    out = []
+    with open(path, newline="") as f:
+        for rec in csv.DictReader(f):
+            try:
+                out.append(Row(**{k: types[k](rec[k]) for k in types}))
+            except (KeyError, ValueError, TypeError):
+                continue  # a row this version cannot read is measured again
+    return out
+
+
+def load_cache(out_dir: Path) -> dict[str, Row]:
+    """Rows already measured in ``out_dir``, by key.
+
+    ``cache.jsonl`` is the running record. Where it is missing but the folder holds a
+    ``per_image.csv`` (a results folder kept under version control, in a fresh checkout), the
+    CSV's rows seed a new ``cache.jsonl``, so hours of fitted-codec rows are not measured again.
+    """
+    cache_path = Path(out_dir) / "cache.jsonl"
     cached: dict[str, Row] = {}
     if cache_path.exists():
         for line in cache_path.read_text().splitlines():
@@ -147,6 +166,26 @@ def run_eval(images: list[Path], jobs_spec: list[tuple[Adapter, list[float]]], o
             except (ValueError, TypeError):
                 continue  # a line cut short by an interrupt
             cached[r.key] = r
+        return cached
+    csv_path = Path(out_dir) / "per_image.csv"
+    if csv_path.exists():
+        seeded = _rows_from_csv(csv_path)
+        if seeded:
+            tmp = cache_path.with_suffix(".part")
+            tmp.write_text("".join(json.dumps(asdict(r)) + "\n" for r in seeded))
+            tmp.replace(cache_path)
+        cached = {r.key: r for r in seeded}
+    return cached
+
+
+def run_eval(images: list[Path], jobs_spec: list[tuple[Adapter, list[float]]], out_dir: Path, workers: int = 1,
+             progress: Callable[[int, int, str], None] | None = None) -> list[Row]:
+    """Measure every (image, codec, setting); cached rows are reused, new ones appended."""
+    from ..imageio import read_image
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cache_path = out_dir / "cache.jsonl"
+    cached = load_cache(out_dir)
     hashes = {str(p): image_hash(read_image(p)) for p in images}
     todo, rows = [], []
     for adapter, settings in jobs_spec:

@@ -1,5 +1,6 @@
 import json
 import math
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -61,6 +62,27 @@ def test_eval_measures_real_files_and_resumes_from_cache(images, tmp_path):
     again = run_eval(paths, [(jpeg, [20, 80])], out, progress=lambda d, t, w: calls.append((d, t)))
     assert calls[0] == (4, 4)  # everything came from the cache
     assert sorted(r.key for r in again) == sorted(r.key for r in rows)
+
+
+def test_a_results_folder_without_its_cache_resumes_from_its_csv(images, tmp_path):
+    jpeg = classical_adapters()["jpeg"]
+    out = tmp_path / "out"
+    paths = expand_images([str(images)])
+    rows = run_eval(paths, [(jpeg, [30])], out)
+    write_outputs(out, rows, curves(rows, {}), {})
+    (out / "cache.jsonl").unlink()  # as in a fresh checkout: the CSV is kept, the cache is not
+    calls = []
+    again = run_eval(paths, [(jpeg, [30, 60])], out, progress=lambda d, t, w: calls.append((d, t)))
+    assert calls[0] == (2, 4)  # the CSV's two rows were reused, the new setting measured
+    before = {r.key: r for r in rows}
+    for r in again:
+        if r.key in before:
+            # every field, floats included, read back exactly (json: NaN MS-SSIM compares equal)
+            assert json.dumps(asdict(r)) == json.dumps(asdict(before[r.key]))
+    # the seeded rows went into the new cache, so a later run still has them
+    third = run_eval(paths, [(jpeg, [30])], out, progress=lambda d, t, w: calls.append((d, t)))
+    assert calls[-1] == (2, 2)
+    assert sorted(r.key for r in third) == sorted(before)
 
 
 def test_outputs_in_compressai_format(images, tmp_path):
