@@ -145,7 +145,9 @@ class TableSet:
 
 def gaussian_scale_table(scale_min: float, scale_max: float, levels: int) -> np.ndarray:
     """Log-spaced scales; a scale ``s`` codes with the first table whose scale is >= s."""
-    return np.exp(np.linspace(math.log(scale_min), math.log(scale_max), levels))
+    # math.exp (the C library's), not np.exp: numpy picks a SIMD exp by CPU (AVX-512 or
+    # not), whose last bits differ, and tables built at run time must not depend on the CPU
+    return np.array([math.exp(float(v)) for v in np.linspace(math.log(scale_min), math.log(scale_max), levels)])
 
 
 def gaussian_tables(scales: np.ndarray, tail_mass: float = 1e-9,
@@ -197,8 +199,9 @@ def laplace_tables(scales: np.ndarray, shifts: int, tail_mass: float = 1e-9,
             k = np.arange(-radius, radius + 2, dtype=np.float64)
 
             def cdf(x: np.ndarray) -> np.ndarray:
+                # scalar math.exp, for the reason given in gaussian_scale_table
                 z = (x - mu) / float(b)
-                return np.where(z < 0, 0.5 * np.exp(np.minimum(z, 0.0)), 1.0 - 0.5 * np.exp(-np.maximum(z, 0.0)))
+                return np.array([0.5 * math.exp(v) if v < 0 else 1.0 - 0.5 * math.exp(-v) for v in z.tolist()])
 
             pmf = cdf(k + 0.5) - cdf(k - 0.5)
             escape = max(0.0, 1.0 - float(pmf.sum()))

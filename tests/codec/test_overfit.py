@@ -15,7 +15,7 @@ from codec.overfit.runtime import (ARM_SHAPES, CONTEXT, SYNTHESIS_SHAPES, WAVE, 
                                    macs_per_pixel, synthesize, upsample)
 
 ROOT = Path(__file__).resolve().parents[2]
-LATENT_DIGEST = "d9e9e58443317e26"
+LATENT_DIGEST = "51475d65f6bf9cb7"
 WEIGHT_DIGEST = "e2715757e3fea44e"
 
 
