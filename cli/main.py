@@ -484,7 +484,12 @@ def _eval_lossless(files: tuple[str, ...], codec_args: tuple[str, ...], baseline
 @click.option("--steps", type=int, default=10_000, show_default=True, help="training steps for this run")
 @click.option("--time-budget", type=float, default=None, help="stop after this many minutes")
 @click.option("--lr", type=float, default=6e-4, show_default=True, help="peak learning rate")
-@click.option("--crop", type=int, default=128, show_default=True, help="training crop size (pixels)")
+@click.option("--crops", default="64,128,192", show_default=True, metavar="C[,C...]",
+              help="training crop sizes, one drawn per batch (batches keep the pixels of 8 crops of 128)")
+@click.option("--no-augment", is_flag=True,
+              help="plain crops with horizontal flips only: no rotations, rescaling or colour jitter")
+@click.option("--lambdas", default=None, metavar="L[,L...]",
+              help="extend the starting weights' qualities to these lambdas (its own first, then higher ones)")
 @click.option("--from-scratch", is_flag=True, help="start from random weights, not the shipped ones")
 @click.option("--export", "export_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="write weights (.safetensors + .json manifest) here when done")
@@ -498,12 +503,14 @@ def _eval_lossless(files: tuple[str, ...], codec_args: tuple[str, ...], baseline
               help="compile the training step with torch.compile: a few minutes of compiling first, "
                    "then about 20% more steps an hour on a CPU (needs a C++ compiler)")
 def train(data: Path, run_dir: Path, steps: int, time_budget: float | None, lr: float, from_scratch: bool,
-          export_path: Path | None, kodak: Path | None, threads: int | None, crop: int,
-          synthesis_width: int | None, compiled: bool) -> None:
+          export_path: Path | None, kodak: Path | None, threads: int | None, crops: str, no_augment: bool,
+          lambdas: str | None, synthesis_width: int | None, compiled: bool) -> None:
     """Train the hyperprior (all qualities at once), resuming from RUN_DIR.
 
     Without a checkpoint in --run-dir, training continues from the shipped weights,
-    so every run improves on them.
+    so every run improves on them. One image in ten of --data (chosen by a hash of its
+    name) is the validation split and never trained on; evaluate on it with
+    `lcodec eval DATA --split val`.
 
     \b
     Examples:
@@ -511,7 +518,18 @@ def train(data: Path, run_dir: Path, steps: int, time_budget: float | None, lr: 
       lcodec train --steps 200 --run-dir /tmp/smoke --from-scratch
       lcodec train --time-budget 120 --run-dir runs/wide --synthesis-width 128
       lcodec train --time-budget 120 --threads 2 --compile
+      lcodec train --time-budget 600 --synthesis-width 128 \
+          --lambdas 0.0018,0.0035,0.0067,0.013,0.025,0.0483,0.0932,0.18
     """
+    try:
+        crop_sizes = tuple(int(c) for c in crops.split(","))
+        new_lambdas = tuple(float(v) for v in lambdas.split(",")) if lambdas else None
+    except ValueError:
+        raise click.BadParameter("give comma-separated numbers", param_hint="--crops/--lambdas") from None
+    if any(c < 64 or c % 64 for c in crop_sizes):
+        raise click.BadParameter("crop sizes must be multiples of 64 (the hyper-latent's stride)", param_hint="--crops")
+    if new_lambdas and (run_dir / "checkpoint.pt").exists():
+        raise click.UsageError(f"--lambdas extends the weights a run starts from; it does not apply when resuming {run_dir}")
     resuming = (run_dir / "checkpoint.pt").exists()
     if synthesis_width and (from_scratch or resuming):
         raise click.UsageError("--synthesis-width widens the weights a run starts from; it does not apply "
@@ -527,7 +545,12 @@ def train(data: Path, run_dir: Path, steps: int, time_budget: float | None, lr: 
             shipped = installed_weights()
             if shipped:
                 init = max(shipped, key=lambda w: int(w.manifest.get("steps", 0))).path
-        opts = TrainOptions(data=data, run_dir=run_dir, steps=steps, lr=lr, init=init, threads=threads, crop=crop,
+        from codec.training.data import Augment
+
+        aug = Augment(crops=crop_sizes) if not no_augment else Augment(
+            rotations=False, min_scale=1.0, colour_prob=0.0, crops=crop_sizes)
+        opts = TrainOptions(data=data, run_dir=run_dir, steps=steps, lr=lr, init=init, threads=threads,
+                            augment=aug, lambdas=new_lambdas,
                             time_budget=time_budget * 60 if time_budget else None,
                             synthesis_width=synthesis_width, compile=compiled)
         ckpt = run(opts, log=lambda s: click.echo(s, err=True))

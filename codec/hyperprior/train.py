@@ -12,7 +12,7 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..errors import CodecError
+from ..training.data import Augment, augmented_batch, image_files, load_images
 from .model import HyperpriorConfig, MeanScaleHyperprior
 
 
@@ -30,7 +31,6 @@ class TrainOptions:
     steps: int = 10_000
     time_budget: float | None = None  # seconds; the run ends at whichever comes first
     batch: int = 8
-    crop: int = 128
     lr: float = 6e-4
     warmup: int = 300
     decay_from: float = 0.75  # fraction of the run after which the learning rate decays 10x
@@ -41,32 +41,10 @@ class TrainOptions:
     seed: int = 0
     threads: int | None = None
     compile: bool = False  # run the loss through torch.compile (needs a C++ compiler)
-
-
-def load_crops(folder: Path) -> torch.Tensor:
-    """All training images as one uint8 tensor (n, 3, H, W); they must share one size."""
-    from PIL import Image
-
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg", ".ppm"})
-    if not files:
-        raise FileNotFoundError(f"no training images in {folder}")
-    arrays = [np.asarray(Image.open(p).convert("RGB")) for p in files]
-    shape = arrays[0].shape
-    arrays = [a for a in arrays if a.shape == shape]
-    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
-
-
-def random_batch(images: torch.Tensor, batch: int, crop: int, gen: torch.Generator) -> torch.Tensor:
-    n, _, H, W = images.shape
-    idx = torch.randint(0, n, (batch,), generator=gen)
-    ys = torch.randint(0, H - crop + 1, (batch,), generator=gen)
-    xs = torch.randint(0, W - crop + 1, (batch,), generator=gen)
-    flips = torch.rand(batch, generator=gen) < 0.5
-    out = torch.empty(batch, 3, crop, crop, dtype=torch.uint8)
-    for b in range(batch):
-        c = images[idx[b], :, ys[b]:ys[b] + crop, xs[b]:xs[b] + crop]
-        out[b] = c.flip(-1) if flips[b] else c
-    return out.float() / 255.0
+    #: extend the qualities of ``init`` to these lambdas (its own first, then higher ones)
+    lambdas: tuple[float, ...] | None = None
+    augment: Augment = field(default_factory=Augment)
+    split: str = "train"  # which part of ``data`` to train on (the validation split stays out)
 
 
 def _prior_training(init_from: str | None) -> dict:
@@ -90,6 +68,33 @@ def rd_loss(model: MeanScaleHyperprior, x: torch.Tensor, q: torch.Tensor) -> dic
     lam = torch.tensor(model.config.lambdas, dtype=x.dtype)[q]
     loss = (lam * 255.0**2 * mse + bpp).mean()
     return {"loss": loss, "bpp": bpp.detach(), "mse": mse.detach()}
+
+
+@torch.no_grad()
+def extend_qualities(model: MeanScaleHyperprior, lambdas: tuple[float, ...]) -> MeanScaleHyperprior:
+    """The same model with qualities for ``lambdas``, which must begin with its own.
+
+    Existing qualities keep their gains exactly; each new one starts from the highest
+    existing quality's gains, moved by half the log-ratio of the lambdas (the spread the
+    model's initial gains follow: quantisation step ~ 1/sqrt(lambda)), so it starts as a
+    finer-step version of the old top quality and training takes it from there.
+    """
+    old = model.config.lambdas
+    if tuple(lambdas[:len(old)]) != tuple(old):
+        raise CodecError(f"new lambdas must begin with the model's own {list(old)}")
+    if len(lambdas) == len(old):
+        return model
+    config = dataclasses.replace(model.config, lambdas=tuple(lambdas))
+    wide = MeanScaleHyperprior(config)
+    state = model.state_dict()
+    top = len(old) - 1
+    for name, sign in (("log_gain", 1.0), ("log_inv_gain", -1.0), ("log_hgain", 0.5), ("log_inv_hgain", -0.5)):
+        rows = [state[name][i] for i in range(len(old))]
+        for lam in lambdas[len(old):]:
+            rows.append(state[name][top] + sign * 0.5 * math.log(lam / old[top]))
+        state[name] = torch.stack(rows)
+    wide.load_state_dict(state)
+    return wide
 
 
 @torch.no_grad()
@@ -152,7 +157,7 @@ def _compiled(fn: Callable) -> Callable:
 
     if not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
         raise CodecError("compiled training needs a C++ compiler (g++ or clang++) on the PATH")
-    return torch.compile(fn)
+    return torch.compile(fn, dynamic=False)  # one static graph per crop size
 
 
 def _atomic_save(obj: object, path: Path) -> None:
@@ -190,9 +195,13 @@ def train(opts: TrainOptions, config: HyperpriorConfig | None = None,
             model, _ = load_model_file(opts.init)
             log(f"starting from {opts.init}")
             narrow = model.config.N_s or model.config.N
+            narrow_q = model.config.qualities
             if opts.synthesis_width:
                 model = widen_synthesis(model, opts.synthesis_width)
                 log(f"synthesis widened to {opts.synthesis_width} channels")
+            if opts.lambdas:
+                model = extend_qualities(model, opts.lambdas)
+                log(f"qualities extended to lambdas {list(opts.lambdas)}")
             config = model.config
         else:
             config = config or HyperpriorConfig()
@@ -200,6 +209,8 @@ def train(opts: TrainOptions, config: HyperpriorConfig | None = None,
         step, wall, history = 0, 0.0, []
         init_from = str(opts.init) if opts.init else None
         prior = _prior_training(init_from)
+        if opts.lambdas and opts.init is not None:
+            prior["qualities_extended_from"] = narrow_q
         if opts.init is not None and opts.synthesis_width and opts.synthesis_width != narrow:
             prior["synthesis_widened_from"] = narrow
         state = None
@@ -209,8 +220,12 @@ def train(opts: TrainOptions, config: HyperpriorConfig | None = None,
     if state is not None:
         opt.load_state_dict(state["optimizer"])
     base_step, base_wall = step, wall
-    images = load_crops(opts.data)
-    log(f"{images.shape[0]} training images, config {config.to_json()}")
+    files = image_files(opts.data, opts.split)
+    if not files:
+        raise CodecError(f"no training images in {opts.data} (split {opts.split})")
+    images = load_images(files)
+    data_note = f"{opts.data.name}/ split {opts.split}: {images.shape[0]} images"
+    log(f"{data_note}, augmentation {opts.augment}, config {config.to_json()}")
     model.train()
     t0 = time.time()
     last_ckpt = t0
@@ -220,7 +235,7 @@ def train(opts: TrainOptions, config: HyperpriorConfig | None = None,
         _atomic_save({
             "config": config.to_json(), "model": model.state_dict(), "optimizer": opt.state_dict(),
             "step": step, "wall": base_wall + time.time() - t0, "history": history,
-            "data": str(opts.data), "init_from": init_from, "prior": prior,
+            "data": data_note, "augment": dataclasses.asdict(opts.augment), "init_from": init_from, "prior": prior,
         }, ckpt_path)
 
     while True:
@@ -233,15 +248,15 @@ def train(opts: TrainOptions, config: HyperpriorConfig | None = None,
         lr = learning_rate(opts, step - base_step, progress)
         for g in opt.param_groups:
             g["lr"] = lr
-        x = random_batch(images, opts.batch, opts.crop, gen)
-        q = torch.randint(0, config.qualities, (opts.batch,), generator=gen)
+        x = augmented_batch(images, opts.batch, gen, opts.augment)
+        q = torch.randint(0, config.qualities, (x.shape[0],), generator=gen)
         out = loss_fn(model, x, q)
         opt.zero_grad(set_to_none=True)
         out["loss"].backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         step += 1
-        for b in range(opts.batch):
+        for b in range(x.shape[0]):
             window.append((float(out["bpp"][b]), float(out["mse"][b]), int(q[b])))
         if step % 100 == 0:
             rate = (step - base_step) / (time.time() - t0) * 3600
@@ -285,12 +300,15 @@ def export_checkpoint(ckpt_path: Path, out_path: Path, kodak: Path | None = None
         "steps": prior["steps"] + int(state["step"]),
         "wall_seconds": round(prior["wall_seconds"] + float(state["wall"]), 1),
         "steps_this_run": int(state["step"]),
-        "lambdas": list(config.lambdas), "data": "train/ (510 natural-photo 256x256 crops)",
-        "init_from": Path(state["init_from"]).name if state.get("init_from") else None, "crop": 128, "batch": 8,
+        "lambdas": list(config.lambdas), "data": state.get("data", "train/"),
+        "augment": state.get("augment"),
+        "init_from": Path(state["init_from"]).name if state.get("init_from") else None, "batch": 8,
         "qualities": {str(i + 1): {"lambda": lam} for i, lam in enumerate(config.lambdas)},
     }
     if prior.get("sha256"):
         manifest["init_sha256"] = prior["sha256"]
+    if prior.get("qualities_extended_from"):
+        manifest["qualities_extended_from"] = prior["qualities_extended_from"]
     if prior.get("synthesis_widened_from"):
         manifest["synthesis_widened_from"] = prior["synthesis_widened_from"]
     manifest = export_weights(model, out_path, manifest)

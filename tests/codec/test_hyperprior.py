@@ -317,3 +317,24 @@ def test_synthesis_width_needs_starting_weights(tmp_path):
     opts = TrainOptions(data=tmp_path, run_dir=tmp_path / "run", synthesis_width=96)
     with pytest.raises(CodecError, match="starting weights"):
         train(opts, log=lambda s: None)
+
+
+def test_extended_qualities_keep_the_old_ones_exactly() -> None:
+    from codec.hyperprior.model import HyperpriorConfig, MeanScaleHyperprior
+    import torch
+
+    from codec.errors import CodecError
+    from codec.hyperprior.train import extend_qualities
+
+    torch.manual_seed(0)
+    small = MeanScaleHyperprior(HyperpriorConfig(N=8, M=8)).eval()
+    lambdas = small.config.lambdas + (0.0932, 0.18)
+    big = extend_qualities(small, lambdas).eval()
+    assert big.config.qualities == 8
+    for q in range(small.config.qualities):
+        for a, b in zip(small.gains(torch.tensor([q])), big.gains(torch.tensor([q]))):
+            assert torch.equal(a, b)
+    # a new quality quantises more finely than the old top one
+    assert (big.gains(torch.tensor([7]))[0] > big.gains(torch.tensor([5]))[0]).all()
+    with pytest.raises(CodecError):
+        extend_qualities(small, (0.1,) + lambdas[1:])

@@ -1,0 +1,1 @@
+"""Pieces every trainable codec shares: the train/validation split and augmented crops."""
