@@ -28,7 +28,7 @@ test: venv
 
 bench: venv
 	$(BIN)/python benchmarks/entropy_bench.py
-	$(BIN)/python benchmarks/kodak_rd.py
+	$(BIN)/lcodec eval ../shared/data/kodak --baseline jpeg,webp -j 2 -o benchmarks/results/kodak
 
 clean:
 	rm -rf build $(VENV)

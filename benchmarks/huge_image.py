@@ -74,11 +74,11 @@ def seam_check(quality: int) -> dict:
     impl = hc.load_codec()
     whole_grid = hc.TileGrid.for_image(img.shape[1], img.shape[0])
     assert whole_grid.rows * whole_grid.cols == 1
-    _, whole = impl.encode(img, quality, reconstruct=True)
+    _, whole = impl.encode_rgb(img, quality, reconstruct=True)
     saved = hc.TileGrid.for_image
     try:
         hc.TileGrid.for_image = classmethod(lambda cls, w, h, tile=16: saved.__func__(cls, w, h, 16))
-        sections, tiled = impl.encode(img, quality, reconstruct=True)
+        sections, tiled = impl.encode_rgb(img, quality, reconstruct=True)
     finally:
         hc.TileGrid.for_image = saved
     return {"image": f"{img.shape[1]}x{img.shape[0]} (kodim01|kodim02)", "quality": quality,

@@ -136,45 +136,89 @@ def main() -> None:
     """
 
 
-@main.command()
+def _registry():  # noqa: ANN202 - the registry imports no torch: cheap enough for option building
+    from codec import registry
+
+    return registry
+
+
+def _quality_help() -> str:
+    parts = [f"{s.name} {s.qualities[0]}..{s.qualities[-1]} (default {s.default_quality})"
+             for s in _registry().codecs() if s.qualities]
+    return "quality level: " + ", ".join(parts) + "; lossless codecs have none"
+
+
+def _encoder_options(fn: Callable) -> Callable:
+    """One click option per encoder option any registered codec declares."""
+    reg = _registry()
+    for opt in reversed(list(reg.all_options().values())):
+        owners = [s.name for s in reg.codecs() if s.option(opt.name) is not None]
+        kind = click.Choice(list(opt.choices)) if opt.choices else opt.type
+        fn = click.option(opt.flag, opt.name, type=kind, default=None, metavar=opt.metavar,
+                          help=f"{', '.join(owners)}: {opt.help}")(fn)
+    return fn
+
+
+def _compress_help() -> str:
+    examples = [
+        "lcodec compress kodim01.png                  # writes kodim01.png.lcd",
+        "lcodec compress - -o - < in.png > out.lcd    # stdin to stdout",
+        "lcodec compress *.png -o streams/            # several files, into a folder",
+    ]
+    for spec in _registry().codecs():
+        examples.extend(spec.examples)
+    return ("Compress images (PNG, JPEG, PPM/PGM, TIFF, WebP) to lcodec streams.\n\n"
+            "Image-set codecs also take an idx3 file (MNIST layout, optionally .gz) and code the "
+            "whole set into one stream. Several inputs are coded one after another with the model "
+            "loaded once; a file that fails is reported and skipped. `lcodec info --codecs` lists "
+            "the codecs, their qualities and options.\n\n\b\nExamples:\n"
+            + "\n".join("  " + e for e in examples))
+
+
+class _LazyBar:
+    """A progress bar on stderr that appears only when an encoder reports progress."""
+
+    def __init__(self, desc: str):
+        self.desc = desc
+        self.bar = None
+
+    def __call__(self, done: int, total: int, message: str) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="it", desc=self.desc, dynamic_ncols=True, disable=None,
+                            file=sys.stderr)
+        self.bar.total = total
+        self.bar.n = done
+        self.bar.set_postfix_str(message)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+@main.command(help=_compress_help())
 @click.argument("inputs", metavar="IN...", nargs=-1, required=True)
 @click.option("-o", "--output", metavar="OUT",
               help=f"output stream ('-' for stdout; default IN{STREAM_SUFFIX}); a folder for several inputs")
-@click.option("--codec", "codec_name", default="hyperprior", show_default=True, help="codec to use (see `lcodec info --codecs`)")
-@click.option("-q", "--quality", type=int, default=None, help="quality level (hyperprior: 1..6, default 3; lossless codecs have none)")
+@click.option("--codec", "codec_name", default=_registry().DEFAULT_CODEC, show_default=True,
+              help="codec to use (see `lcodec info --codecs`)")
+@click.option("-q", "--quality", type=int, default=None, help=_quality_help())
 @click.option("-f", "--force", is_flag=True, help="overwrite an existing output")
 @click.option("--verify", is_flag=True, help="decode the result again and check it is exact")
-@click.option("--preset", type=click.Choice(["fast", "medium", "slow"]), default=None,
-              help="overfit: encoder effort (fitting iterations; default fast)")
-@click.option("--time-budget", type=float, default=None, metavar="SECONDS",
-              help="overfit: stop fitting after this many seconds")
-@click.option("--iterations", type=int, default=None, help="overfit: fitting iterations (overrides --preset)")
-@click.option("--target-bpp", type=float, default=None,
-              help="overfit: search lambda for the largest file at or below this rate (ignores -q)")
+@_encoder_options
 @click.option("-v", "--verbose", is_flag=True, help="print size, bits per pixel and timing")
 def compress(inputs: tuple[str, ...], output: str | None, codec_name: str, quality: int | None, force: bool,
-             verify: bool, preset: str | None, time_budget: float | None, iterations: int | None,
-             target_bpp: float | None, verbose: bool) -> None:
-    """Compress images (PNG, JPEG, PPM/PGM, TIFF, WebP) to lcodec streams.
-
-    The lossless codecs (pc-mnist, pc-fashion-mnist) also take an idx3 file (MNIST layout,
-    optionally .gz) and code the whole set into one stream. Several inputs are coded one
-    after another with the model loaded once; a file that fails is reported and skipped.
-
-    \b
-    Examples:
-      lcodec compress kodim01.png                  # writes kodim01.png.lcd
-      lcodec compress kodim01.png -o k.lcd -q 6    # highest quality
-      lcodec compress - -o - < in.png > out.lcd    # stdin to stdout
-      lcodec compress photo.png --codec overfit --preset medium   # fits a model to this image
-      lcodec compress photo.png --codec overfit --target-bpp 0.5
-      lcodec compress digit.png --codec pc-mnist   # lossless, 28x28 grayscale
-      lcodec compress t10k-images-idx3-ubyte.gz --codec pc-mnist -o test.lcd
-      lcodec compress *.png -o streams/            # several files, into a folder
-    """
+             verify: bool, verbose: bool, **options: object) -> None:
     def go(input: str, output: str | None) -> None:
         import codec
 
+        spec = codec.get_codec(codec_name)
+        given = [o for o, v in options.items() if v is not None and spec.option(o) is None]
+        if given:
+            flags = ", ".join("--" + o.replace("_", "-") for o in given)
+            raise _Fail(f"{flags}: not an option of --codec {codec_name}")
         if output is not None and Path(output).is_dir():
             output = str(Path(output) / (Path(input).name + STREAM_SUFFIX))
         if output is None and input == "-":
@@ -185,41 +229,25 @@ def compress(inputs: tuple[str, ...], output: str | None, codec_name: str, quali
         if out != "-" and Path(out).exists() and not force:
             raise _Fail(f"{out}: already exists (use -f to overwrite)")
         raw = _read_input(input)
-        options: dict[str, object] = {"preset": preset, "time_budget": time_budget, "iterations": iterations,
-                                      "target_bpp": target_bpp}
-        given = [f"--{k.replace('_', '-')}" for k, v in options.items() if v is not None]
-        if given and codec_name != "overfit":
-            raise _Fail(f"{', '.join(given)}: only for --codec overfit")
-        bar = None
-        if codec_name == "overfit":
-            from tqdm import tqdm
-
-            bar = tqdm(total=1, unit="it", desc="fitting", dynamic_ncols=True, disable=None, file=sys.stderr)
-
-            def progress(done: int, total: int, bpp: float, psnr: float) -> None:
-                bar.total = total
-                bar.n = done
-                bar.set_postfix_str(f"{bpp:.3f} bpp (estimate), {psnr:.2f} dB")
-                bar.refresh()
-
-            options["progress"] = progress
+        bar = _LazyBar("encoding")
         t0 = time.perf_counter()
         try:
-            enc = codec.compress_image(raw, codec=codec_name, quality=quality, verify=verify, **options)
+            enc = codec.compress_image(raw, codec=codec_name, quality=quality, verify=verify, progress=bar,
+                                       **options)
         except codec.UnsupportedImageError as exc:  # the library saw bytes: name the file
             from codec.imageio import UNNAMED
 
             raise _Fail(str(exc).replace(UNNAMED, "stdin" if input == "-" else input, 1)) from None
         finally:
-            if bar is not None:
-                bar.close()
+            bar.close()
         dt = time.perf_counter() - t0
         write_output(out, enc.data, force)
         if verbose:
             h = enc.header
             n = f"{enc.images} x " if enc.images > 1 else ""
+            q = f"quality {h.quality}" if h.has_quality else "no quality"
             click.echo(f"{input} -> {out}: {n}{h.width}x{h.height}x{h.channels}, {len(enc.data)} bytes, "
-                       f"{enc.bits_per_pixel:.4f} bpp, quality {h.quality}, {dt:.2f} s"
+                       f"{enc.bits_per_pixel:.4f} bpp, {q}, {dt:.2f} s"
                        + (", verified" if verify else ""), err=True)
 
     _each_input(inputs, output, verbose, go)
@@ -326,9 +354,11 @@ def info(input: str | None, list_codecs: bool, as_json: bool) -> None:
 
         if list_codecs:
             for spec in codec.codecs():
-                levels = ("no quality levels" if spec.kind == "lossless" else
-                          f"qualities {spec.qualities[0]}..{spec.qualities[-1]} (default {spec.default_quality})")
+                levels = (f"qualities {spec.qualities[0]}..{spec.qualities[-1]} (default {spec.default_quality})"
+                          if spec.qualities else "no quality levels")
                 click.echo(f"{spec.name:17s} id {spec.wire_id:<3d} {spec.kind:8s} {levels:30s} {spec.summary}")
+                for opt in spec.options:
+                    click.echo(f"{'':17s}    {opt.flag}: {opt.help}")
             return
         if input is None:
             raise _Fail("give a FILE (or --codecs)")
@@ -342,11 +372,36 @@ def info(input: str | None, list_codecs: bool, as_json: bool) -> None:
     _run(False, go)
 
 
-@main.command(name="eval")
+def _eval_help() -> str:
+    reg = _registry()
+    default = reg.DEFAULT_CODEC
+    fitted = next((v for s in reg.codecs(fitted=True) for v in s.variants), None)
+    lossless = next((s.name for s in reg.codecs(lossless=True)), None)
+    examples = [
+        "lcodec eval ../shared/data/kodak -o results/kodak -j 2",
+        f"lcodec eval 'photos/*.png' --codec {default}:1,3,6 --baseline jpeg,webp",
+        "lcodec eval ../shared/data/train --split val -o results/val   # the held-out split",
+        "lcodec eval kodak/ --compare published/vtm.json --compare published/bpg.json",
+    ]
+    if fitted:
+        examples.append(f"lcodec eval kodak/ --codec {fitted}:2,4 --codec {default} --baseline jpeg,webp")
+    if lossless:
+        examples.append(f"lcodec eval --lossless mnist/t10k-images-idx3-ubyte.gz --codec {lossless} -o results/mnist")
+    return ("Rate-distortion evaluation of lcodec and classical codecs on IMAGES.\n\n"
+            "IMAGES are files, folders or globs. Every codec is measured in this run on this machine: "
+            "bpp from the real files, PSNR-RGB, PSNR-Y and MS-SSIM from decoded pixels, and encode and "
+            "decode times. Writes one JSON per codec (CompressAI's results format), a per-image CSV, "
+            "RD plots and a BD-rate table. Finished measurements are cached in OUTPUT/cache.jsonl, so an "
+            "interrupted run resumes; without that cache, the rows of OUTPUT/per_image.csv are reused."
+            "\n\n\b\nExamples:\n" + "\n".join("  " + e for e in examples))
+
+
+@main.command(name="eval", help=_eval_help())
 @click.argument("images", nargs=-1, required=True)
 @click.option("--codec", "codec_args", multiple=True, metavar="NAME[:Q,...]",
               help="lcodec codec and qualities (repeatable; default: every image codec except the fitted "
-                   "ones, all qualities); overfit-fast, overfit-medium, overfit-slow name a preset")
+                   "ones, all qualities); a codec's variants are named as codecs: "
+                   + ", ".join(v for s in _registry().codecs() for v in s.variants))
 @click.option("--baseline", default="jpeg,webp,avif,jxl,jpeg2000,vvc,bpg", show_default=True,
               help="classical codecs to measure in the same run ('none' for none)")
 @click.option("-j", "--jobs", type=int, default=1, show_default=True, help="worker processes")
@@ -359,26 +414,13 @@ def info(input: str | None, list_codecs: bool, as_json: bool) -> None:
 @click.option("--limit", type=int, default=None, help="lossless mode: only the first N images of each file")
 @click.option("--single-files", type=int, default=100, show_default=True,
               help="lossless mode: also code this many images as single-image files")
+@click.option("--split", type=click.Choice(["all", "train", "val"]), default="all", show_default=True,
+              help="of each folder, only the training or the validation split (one image in ten, chosen "
+                   "by a hash of its name; training never sees the validation split)")
 @click.option("-v", "--verbose", is_flag=True, help="print a traceback on internal errors")
 def evaluate(images: tuple[str, ...], codec_args: tuple[str, ...], baseline: str, jobs: int, out_dir: Path,
              compare: tuple[Path, ...], lossless: bool, limit: int | None, single_files: int,
-             verbose: bool) -> None:
-    """Rate-distortion evaluation of lcodec and classical codecs on IMAGES.
-
-    IMAGES are files, folders or globs. Every codec is measured in this run on this machine:
-    bpp from the real files, PSNR-RGB, PSNR-Y and MS-SSIM from decoded pixels, and encode and
-    decode times. Writes one JSON per codec (CompressAI's results format), a per-image CSV,
-    RD plots and a BD-rate table. Finished measurements are cached in OUTPUT/cache.jsonl, so an
-    interrupted run resumes; without that cache, the rows of OUTPUT/per_image.csv are reused.
-
-    \b
-    Examples:
-      lcodec eval ../shared/data/kodak -o results/kodak -j 2
-      lcodec eval 'photos/*.png' --codec hyperprior:1,3,6 --baseline jpeg,webp
-      lcodec eval kodak/ --compare published/vtm.json --compare published/bpg.json
-      lcodec eval kodak/ --codec overfit-fast:2,4 --codec hyperprior --baseline jpeg,webp
-      lcodec eval --lossless mnist/t10k-images-idx3-ubyte.gz --codec pc-mnist -o results/mnist
-    """
+             split: str, verbose: bool) -> None:
     if lossless:
         _run(verbose, lambda: _eval_lossless(images, codec_args, baseline, out_dir, limit, single_files))
         return
@@ -387,17 +429,17 @@ def evaluate(images: tuple[str, ...], codec_args: tuple[str, ...], baseline: str
         from tqdm import tqdm
 
         from codec.evaluation.runner import (bd_table, curves, expand_images, format_bd_table, format_means,
-                                             load_published,
-                                             parse_codec_arg, resolve_adapter, run_eval, write_outputs)
+                                             load_published, parse_codec_arg, protocol, resolve_adapter, run_eval,
+                                             write_outputs)
         from codec.registry import codecs as all_codecs
 
-        paths = expand_images(images)
+        paths = expand_images(images, split)
         specs = []
         wanted = [parse_codec_arg(a) for a in codec_args]
         slow = []
         if not wanted:
-            wanted = [(c.name, None) for c in all_codecs() if c.kind == "image" and not c.fitted]
-            slow = [c.name for c in all_codecs() if c.kind == "image" and c.fitted]
+            wanted = [(c.name, None) for c in all_codecs(lossless=False, video=False, fitted=False)]
+            slow = [c.name for c in all_codecs(lossless=False, video=False, fitted=True)]
         for name, qs in wanted:
             adapter = resolve_adapter(name)
             specs.append((adapter, qs or list(adapter.settings)))
@@ -432,7 +474,7 @@ def evaluate(images: tuple[str, ...], codec_args: tuple[str, ...], baseline: str
         for p in published:
             every[p["name"]] = p
         tables = {m: bd_table(every, m) for m in ("psnr", "ms-ssim")}
-        written = write_outputs(out_dir, rows, every, tables)
+        written = write_outputs(out_dir, rows, every, tables, protocol(paths, [a for a, _ in specs], jobs, split))
         click.echo(f"{len(paths)} images, {len(rows)} measurements; wrote {len(written)} files to {out_dir}")
         click.echo("")
         click.echo(format_means(measured))
@@ -453,9 +495,9 @@ def _eval_lossless(files: tuple[str, ...], codec_args: tuple[str, ...], baseline
     from codec.evaluation.lossless import format_report, run_lossless_eval
     from codec.registry import codecs as all_codecs, get_codec
 
-    names = list(codec_args) or [c.name for c in all_codecs() if c.kind == "lossless"]
+    names = list(codec_args) or [c.name for c in all_codecs(lossless=True)]
     for name in names:
-        if get_codec(name).kind != "lossless":
+        if not get_codec(name).lossless:
             raise _Fail(f"{name} is not a lossless codec")
     if baseline == "jpeg,webp,avif,jxl,jpeg2000,vvc,bpg":  # the lossy default: use the lossless set
         baseline = LOSSLESS_BASELINES
@@ -476,11 +518,46 @@ def _eval_lossless(files: tuple[str, ...], codec_args: tuple[str, ...], baseline
         click.echo(format_report(report))
 
 
-@main.command()
+def _train_options(fn: Callable) -> Callable:
+    """One click option per training option any trainable codec declares."""
+    reg = _registry()
+    seen: dict[str, list[str]] = {}
+    for spec in reg.codecs():
+        for opt in spec.train_options:
+            seen.setdefault(opt.name, []).append(spec.name)
+    for spec in reversed(reg.codecs()):
+        for opt in reversed(spec.train_options):
+            if opt.name not in seen:
+                continue
+            owners = seen.pop(opt.name)
+            kind = click.Choice(list(opt.choices)) if opt.choices else opt.type
+            fn = click.option(opt.flag, opt.name, type=kind, default=None, metavar=opt.metavar,
+                              help=f"{', '.join(owners)}: {opt.help}")(fn)
+    return fn
+
+
+def _train_help() -> str:
+    reg = _registry()
+    trainable = [s.name for s in reg.codecs() if s.trainer]
+    lines = [f"lcodec train --codec {n} --time-budget 60 --export runs/new.safetensors --evaluate ../shared/data/kodak"
+             for n in trainable[:1]]
+    for spec in reg.codecs():
+        lines.extend(spec.train_examples)
+    return ("Train a codec's weights, resuming from --run-dir when it holds a checkpoint.\n\n"
+            "Without a checkpoint, training continues from the codec's most trained shipped weights "
+            "(unless --from-scratch), so every run improves on them. One image in ten of --data "
+            "(chosen by a hash of its name) is the validation split and is never trained on; "
+            "evaluate on it with `lcodec eval DATA --split val`. Trainable codecs: "
+            + (", ".join(trainable) or "none") + ".\n\n\b\nExamples:\n" + "\n".join("  " + e for e in lines))
+
+
+@main.command(help=_train_help())
+@click.option("--codec", "codec_name", default=_registry().DEFAULT_CODEC, show_default=True,
+              help="codec to train")
 @click.option("--data", type=click.Path(path_type=Path, file_okay=False), default=Path("../shared/data/train"),
               show_default=True, help="folder of training images (all the same size)")
-@click.option("--run-dir", type=click.Path(path_type=Path, file_okay=False), default=Path("runs/hyperprior"),
-              show_default=True, help="checkpoints go here; an existing checkpoint is resumed")
+@click.option("--run-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="checkpoints go here; an existing checkpoint is resumed [default: runs/CODEC]")
 @click.option("--steps", type=int, default=10_000, show_default=True, help="training steps for this run")
 @click.option("--time-budget", type=float, default=None, help="stop after this many minutes")
 @click.option("--lr", type=float, default=6e-4, show_default=True, help="peak learning rate")
@@ -488,75 +565,48 @@ def _eval_lossless(files: tuple[str, ...], codec_args: tuple[str, ...], baseline
               help="training crop sizes, one drawn per batch (batches keep the pixels of 8 crops of 128)")
 @click.option("--no-augment", is_flag=True,
               help="plain crops with horizontal flips only: no rotations, rescaling or colour jitter")
-@click.option("--lambdas", default=None, metavar="L[,L...]",
-              help="extend the starting weights' qualities to these lambdas (its own first, then higher ones)")
 @click.option("--from-scratch", is_flag=True, help="start from random weights, not the shipped ones")
 @click.option("--export", "export_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="write weights (.safetensors + .json manifest) here when done")
-@click.option("--kodak", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="evaluate the exported weights on this folder (bpp and PSNR into the manifest)")
-@click.option("--synthesis-width", type=click.IntRange(min=1), default=None,
-              help="widen the synthesis transform of the starting weights to this many channels, "
-                   "keeping what they compute (not with --from-scratch or a checkpoint)")
+@click.option("--evaluate", "--kodak", "evaluate_on", type=click.Path(path_type=Path, file_okay=False),
+              default=None, help="evaluate the exported weights on this folder (bpp and PSNR into the manifest)")
+@_train_options
 @click.option("--threads", type=int, default=None, help="torch threads (default: all cores)")
 @click.option("--compile", "compiled", is_flag=True,
               help="compile the training step with torch.compile: a few minutes of compiling first, "
                    "then about 20% more steps an hour on a CPU (needs a C++ compiler)")
-def train(data: Path, run_dir: Path, steps: int, time_budget: float | None, lr: float, from_scratch: bool,
-          export_path: Path | None, kodak: Path | None, threads: int | None, crops: str, no_augment: bool,
-          lambdas: str | None, synthesis_width: int | None, compiled: bool) -> None:
-    """Train the hyperprior (all qualities at once), resuming from RUN_DIR.
-
-    Without a checkpoint in --run-dir, training continues from the shipped weights,
-    so every run improves on them. One image in ten of --data (chosen by a hash of its
-    name) is the validation split and never trained on; evaluate on it with
-    `lcodec eval DATA --split val`.
-
-    \b
-    Examples:
-      lcodec train --time-budget 60 --export runs/new.safetensors --kodak ../shared/data/kodak
-      lcodec train --steps 200 --run-dir /tmp/smoke --from-scratch
-      lcodec train --time-budget 120 --run-dir runs/wide --synthesis-width 128
-      lcodec train --time-budget 120 --threads 2 --compile
-      lcodec train --time-budget 600 --synthesis-width 128 \
-          --lambdas 0.0018,0.0035,0.0067,0.013,0.025,0.0483,0.0932,0.18
-    """
+def train(codec_name: str, data: Path, run_dir: Path | None, steps: int, time_budget: float | None, lr: float,
+          crops: str, no_augment: bool, from_scratch: bool, export_path: Path | None, evaluate_on: Path | None,
+          threads: int | None, compiled: bool, **options: object) -> None:
     try:
         crop_sizes = tuple(int(c) for c in crops.split(","))
-        new_lambdas = tuple(float(v) for v in lambdas.split(",")) if lambdas else None
     except ValueError:
-        raise click.BadParameter("give comma-separated numbers", param_hint="--crops/--lambdas") from None
-    if any(c < 64 or c % 64 for c in crop_sizes):
-        raise click.BadParameter("crop sizes must be multiples of 64 (the hyper-latent's stride)", param_hint="--crops")
-    if new_lambdas and (run_dir / "checkpoint.pt").exists():
-        raise click.UsageError(f"--lambdas extends the weights a run starts from; it does not apply when resuming {run_dir}")
-    resuming = (run_dir / "checkpoint.pt").exists()
-    if synthesis_width and (from_scratch or resuming):
-        raise click.UsageError("--synthesis-width widens the weights a run starts from; it does not apply "
-                               + ("with --from-scratch" if from_scratch else f"when resuming {run_dir}"))
+        raise click.BadParameter("give comma-separated numbers", param_hint="--crops") from None
 
     def go() -> None:
-        from codec.hyperprior.train import TrainOptions, export_checkpoint
-        from codec.hyperprior.train import train as run
-        from codec.hyperprior.weights import installed_weights
-
-        init = None
-        if not from_scratch and not resuming:
-            shipped = installed_weights()
-            if shipped:
-                init = max(shipped, key=lambda w: int(w.manifest.get("steps", 0))).path
+        import codec
+        from codec.interfaces import TrainRequest
         from codec.training.data import Augment
 
+        spec = codec.get_codec(codec_name)
+        if not spec.trainer:
+            raise _Fail(f"{codec_name} has no training (trainable: "
+                        f"{', '.join(s.name for s in codec.codecs() if s.trainer) or 'none'})")
+        given = {k: v for k, v in options.items() if v is not None}
+        foreign = [k for k in given if k not in {o.name for o in spec.train_options}]
+        if foreign:
+            raise _Fail(f"{', '.join('--' + k.replace('_', '-') for k in foreign)}: not a training option "
+                        f"of {codec_name}")
         aug = Augment(crops=crop_sizes) if not no_augment else Augment(
             rotations=False, min_scale=1.0, colour_prob=0.0, crops=crop_sizes)
-        opts = TrainOptions(data=data, run_dir=run_dir, steps=steps, lr=lr, init=init, threads=threads,
-                            augment=aug, lambdas=new_lambdas,
-                            time_budget=time_budget * 60 if time_budget else None,
-                            synthesis_width=synthesis_width, compile=compiled)
-        ckpt = run(opts, log=lambda s: click.echo(s, err=True))
-        if export_path is not None:
-            manifest = export_checkpoint(ckpt, export_path, kodak, log=lambda s: click.echo(s, err=True))
-            click.echo(f"wrote {export_path} (sha256 {manifest['sha256'][:16]}, {manifest['steps']} steps)", err=True)
+        request = TrainRequest(data=data, run_dir=run_dir or Path("runs") / codec_name, steps=steps,
+                               time_budget=time_budget * 60 if time_budget else None, lr=lr,
+                               from_scratch=from_scratch, augment=aug, threads=threads, compile=compiled,
+                               export=export_path, evaluate_on=evaluate_on)
+        module, attr = spec.trainer.split(":")
+        import importlib
+
+        getattr(importlib.import_module(module), attr)(request, log=lambda s: click.echo(s, err=True), **given)
 
     _run(True, go)
 

@@ -1,25 +1,32 @@
-"""The public library API: ``compress`` and ``decompress``."""
+"""The public library API: ``compress`` and ``decompress``.
+
+This module knows codecs only through the registry (:mod:`codec.registry`) and the typed
+interfaces of :mod:`codec.interfaces`: it checks qualities and encoder options against what
+a codec declares, hands pixels to the codec, and wraps its sections in the container.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from .container import CODEC_IDS, Container, Header, read_container, read_header, write_container
+from .container import FORMAT_VERSION, WEIGHTS_HASH_SIZE, Container, Header, read_container, read_header, write_container
 from .errors import CodecError, CorruptStreamError, UnsupportedImageError
 from .imageio import as_array, decode_idx, is_idx_name, looks_like_idx
-from .registry import CodecSpec, codec_for_wire_id, get_codec
+from .interfaces import Encoded, ImageCodec, ImageSetCodec, Progress, StreamInfo
+from .registry import DEFAULT_CODEC, CodecSpec, codec_for_wire_id, get_codec
 
 
 @dataclass(frozen=True)
 class EncodedImage:
     data: bytes
     header: Header
-    images: int = 1  # more than one for a lossless image set
+    images: int = 1  # more than one for an image set
+    stats: Any = None  # the encoder's statistics (a mapping), when it reports any
 
     @property
     def bits_per_pixel(self) -> float:
@@ -27,15 +34,17 @@ class EncodedImage:
         return 8.0 * len(self.data) / (self.header.width * self.header.height * self.images)
 
 
-def compress(image: str | os.PathLike[str] | bytes | np.ndarray, codec: str = "hyperprior",
+def compress(image: str | os.PathLike[str] | bytes | np.ndarray, codec: str | None = None,
              quality: int | None = None, verify: bool = False, **options: object) -> bytes:
     """Compress an image to lcodec bytes.
 
     ``image`` is a path, the bytes of an image file, an HxWx3 uint8 array (RGB) or an HxW
-    (or HxWx1) uint8 array (grayscale). ``verify=True`` decodes the result once more and
-    checks it against the encoder's own reconstruction. Encoder ``options`` go to the codecs
-    that take them (``overfit``: ``preset``, ``time_budget``, ``iterations``, ``target_bpp``,
-    ``progress``); any other codec refuses them with a :class:`CodecError`.
+    (or HxWx1) uint8 array (grayscale); for an image-set codec also an idx3 file or an NxHxW
+    array. ``codec`` defaults to the registry's default codec. ``verify=True`` decodes the
+    result once more and checks it against the encoder's own reconstruction. Encoder
+    ``options`` are those the codec declares in the registry (``lcodec info --codecs`` lists
+    them, as ``--name`` flags); ``progress(done, total, message)``
+    receives reports of long encodes. Anything else is refused with a :class:`CodecError`.
 
     >>> import numpy as np, codec
     >>> data = codec.compress(np.full((16, 16, 3), 128, np.uint8), quality=2)
@@ -45,108 +54,155 @@ def compress(image: str | os.PathLike[str] | bytes | np.ndarray, codec: str = "h
     return compress_image(image, codec, quality, verify, **options).data
 
 
-def compress_image(image: str | os.PathLike[str] | bytes | np.ndarray, codec: str = "hyperprior",
-                   quality: int | None = None, verify: bool = False, **options: object) -> EncodedImage:
-    """As :func:`compress`, returning the header too. ``options`` go to codecs that take
-    encoder options (``overfit``: ``preset``, ``time_budget``, ``iterations``, ``target_bpp``,
-    ``progress``); a target rate stores quality 0 in the header."""
-    spec = get_codec(codec)
-    options = {k: v for k, v in options.items() if v is not None}
-    if spec.kind == "lossless":
-        return _compress_lossless(spec, image, quality, verify)
-    if spec.kind != "image":
-        raise CodecError(f"codec {codec!r} does not code images")
+def _check_quality(spec: CodecSpec, quality: object) -> int | None:
+    if not spec.qualities:
+        if quality not in (None, 0):
+            raise CodecError(f"{spec.name} has no quality levels (got quality {quality})")
+        return None
     q = spec.default_quality if quality is None else quality
-    if not isinstance(q, int) or q not in spec.qualities:
-        raise CodecError(f"{codec} quality must be one of {spec.qualities[0]}..{spec.qualities[-1]}, not {quality}")
-    pixels = as_array(image)
-    h, w, c = pixels.shape
-    rgb = np.repeat(pixels, 3, axis=2) if c == 1 else pixels
-    impl = spec.load().for_encoding()
-    unknown = sorted(set(options) - set(getattr(impl, "encode_options", ())))
-    if unknown:
-        raise CodecError(f"codec {codec} takes no option {', '.join(unknown)}")
-    sections, recon = impl.encode(rgb, q, reconstruct=verify, **options)
-    if options.get("target_bpp") is not None:
-        q = 0
-    header = Header(codec_id=CODEC_IDS[spec.name], model_id=impl.model_id, weights_hash=impl.weights_hash,
-                    width=w, height=h, channels=c, quality=q)
-    data = write_container(header, sections)
-    if verify:
-        parsed = read_container(data)
-        if parsed.header != header or parsed.sections != tuple(sections):
-            raise CodecError("verification failed: container round trip differs")
-        decoded = spec.load().for_stream(header.model_id, header.weights_hash).decode(parsed.sections, w, h, q)
-        if not np.array_equal(decoded, recon):
-            raise CodecError("verification failed: the decoder does not reproduce the encoder's reconstruction")
-    return EncodedImage(data, header)
+    if isinstance(q, bool) or not isinstance(q, int) or q not in spec.qualities:
+        raise CodecError(f"{spec.name} quality must be one of {spec.qualities[0]}..{spec.qualities[-1]}, "
+                         f"not {quality}")
+    return q
 
 
-def _compress_lossless(spec: CodecSpec, image: object, quality: int | None, verify: bool) -> EncodedImage:
-    """Lossless codecs (``pc-*``): one image, or a set given as an idx3 file or an NxHxW array."""
-    if quality not in (None, 0):
-        raise CodecError(f"{spec.name} is lossless and has no quality levels (got -q {quality})")
+def _check_options(spec: CodecSpec, options: dict[str, object]) -> dict[str, object]:
+    out = {}
+    for name, value in options.items():
+        if value is None:
+            continue
+        opt = spec.option(name)
+        if opt is None:
+            takes = ", ".join(o.name for o in spec.options) or "none"
+            raise CodecError(f"codec {spec.name} takes no option {name} (its options: {takes})")
+        try:
+            out[name] = opt.check(value)
+        except ValueError as exc:
+            raise CodecError(f"{spec.name}: {exc}") from None
+    return out
+
+
+def _header(spec: CodecSpec, impl: Any, width: int, height: int, channels: int, enc: Encoded) -> Header:
+    size = WEIGHTS_HASH_SIZE[FORMAT_VERSION]
+    return Header(codec_id=spec.wire_id, model_id=impl.model_id,
+                  weights_hash=bytes(impl.weights_hash[:size]).ljust(size, b"\0"),
+                  width=width, height=height, channels=channels,
+                  quality=enc.quality or 0, has_quality=enc.quality is not None,
+                  frames=enc.frames, frame_rate=enc.frame_rate)
+
+
+def recorded_quality(header: Header) -> int | None:
+    """The quality a stream records; None when it records none (version 1 wrote 0 for that)."""
+    if not header.has_quality or (header.version == 1 and header.quality == 0):
+        return None
+    return header.quality
+
+
+def stream_info(header: Header) -> StreamInfo:
+    """What a decoder sees of a header."""
+    return StreamInfo(width=header.width, height=header.height, channels=header.channels,
+                      quality=recorded_quality(header), frames=header.frames,
+                      frame_rate=header.frame_rate, model_id=header.model_id, weights_hash=header.weights_hash,
+                      version=header.version)
+
+
+def _as_image_set(image: object) -> np.ndarray | None:
+    """An idx3 file (path or bytes) or an NxHxW array as NxHxW uint8; None for anything else."""
     if isinstance(image, (bytes, bytearray)) and looks_like_idx(bytes(image[:4])):
-        images = decode_idx(bytes(image))
-    elif isinstance(image, (str, os.PathLike)) and is_idx_name(image):
+        return decode_idx(bytes(image))
+    if isinstance(image, (str, os.PathLike)) and is_idx_name(image):
         try:
             raw = Path(image).read_bytes()
         except OSError as exc:
             raise UnsupportedImageError(f"{image}: cannot read ({exc.strerror})") from None
-        images = decode_idx(raw, str(image))
-    elif isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] not in (1, 3):
-        images = image  # N x H x W
-    else:
-        images = as_array(image)
-    return compress_image_set(images, spec.name, verify)
+        return decode_idx(raw, str(image))
+    if isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] not in (1, 3):
+        return image
+    return None
+
+
+def compress_image(image: str | os.PathLike[str] | bytes | np.ndarray, codec: str | None = None,
+                   quality: int | None = None, verify: bool = False, progress: Progress | None = None,
+                   **options: object) -> EncodedImage:
+    """As :func:`compress`, returning the header, the image count and the encoder's
+    statistics too."""
+    spec = get_codec(codec or DEFAULT_CODEC)
+    opts = _check_options(spec, options)
+    q = _check_quality(spec, quality)
+    images = _as_image_set(image)
+    factory = spec.load()
+    if images is not None:
+        if opts:
+            raise CodecError(f"{', '.join(opts)}: image sets take no encoder options")
+        return _compress_set(spec, factory.for_encoding(), images, verify, None, None)
+    pixels = as_array(image)
+    impl = factory.for_encoding()
+    if not isinstance(impl, ImageCodec):
+        raise CodecError(f"codec {spec.name} does not code single images")
+    h, w, c = pixels.shape
+    enc = impl.encode(pixels, q, reconstruct=verify, progress=progress, **opts)
+    header = _header(spec, impl, w, h, c, enc)
+    data = write_container(header, enc.sections)
+    if verify:
+        _verify(spec, data, header, enc, enc.reconstruction)
+    return EncodedImage(data, header, 1, dict(enc.stats))
+
+
+def _verify(spec: CodecSpec, data: bytes, header: Header, enc: Encoded, expected: np.ndarray | None) -> None:
+    parsed = read_container(data)
+    if parsed.header != header or parsed.sections != tuple(enc.sections):
+        raise CodecError("verification failed: container round trip differs")
+    decoded = spec.load().for_stream(stream_info(header)).decode(parsed.sections, stream_info(header))
+    if expected is None or not np.array_equal(decoded, expected):
+        raise CodecError("verification failed: the decoder does not reproduce the encoder's reconstruction")
 
 
 def compress_image_set(images: np.ndarray, codec: str, verify: bool = False, bits: np.ndarray | None = None,
-                       progress: Callable[[int], None] | None = None) -> EncodedImage:
-    """Code N same-size grayscale images (NxHxW uint8) into one stream with a lossless codec.
+                       progress: Progress | None = None) -> EncodedImage:
+    """Code N same-size images (NxHxW or NxHxWxC uint8) into one stream with an image-set codec.
 
     ``bits`` (float64, length N) receives each image's share of the stream in bits;
-    ``progress`` is called with the number of images each time a chunk is done.
+    ``progress(done, total, message)`` is called as chunks are done.
     """
     spec = get_codec(codec)
-    if spec.kind != "lossless":
-        raise CodecError(f"codec {codec!r} does not code image sets (use a lossless codec such as pc-mnist)")
-    impl = spec.load().for_encoding()
-    flat = impl.check_images(images)
-    h, w = impl.shape
-    header = Header(codec_id=CODEC_IDS[spec.name], model_id=impl.model_id, weights_hash=impl.weights_hash,
-                    width=w, height=h, channels=1, quality=0)
-    data = write_container(header, impl.encode_images(flat.reshape(-1, h, w), progress=progress, bits=bits))
+    return _compress_set(spec, spec.load().for_encoding(), images, verify, bits, progress)
+
+
+def _compress_set(spec: CodecSpec, impl: Any, images: np.ndarray, verify: bool, bits: np.ndarray | None,
+                  progress: Progress | None) -> EncodedImage:
+    if not isinstance(impl, ImageSetCodec):
+        raise CodecError(f"codec {spec.name!r} does not code image sets")
+    a = np.asarray(images)
+    if a.ndim == 3:
+        a = a[..., None]
+    if a.ndim != 4 or a.dtype != np.uint8 or a.shape[0] < 1:
+        got = "x".join(str(s) for s in np.asarray(images).shape)
+        raise UnsupportedImageError(f"an image set is an NxHxW or NxHxWxC uint8 array, not {got} "
+                                    f"({np.asarray(images).dtype})")
+    enc = impl.encode_set(a, reconstruct=verify, progress=progress, bits=bits)
+    n, h, w, c = a.shape
+    header = _header(spec, impl, w, h, c, enc)
+    data = write_container(header, enc.sections)
     if verify:
-        decoded = impl.decode_images(read_container(data).sections, w, h)
-        if not np.array_equal(decoded.reshape(flat.shape), flat):
-            raise CodecError("verification failed: the decoded images differ from the input")
-    return EncodedImage(data, header, flat.shape[0])
+        _verify(spec, data, header, enc, a[0] if n == 1 else a)
+    return EncodedImage(data, header, n, dict(enc.stats))
 
 
 def image_count(data: bytes) -> int:
-    """How many images a stream holds (1 except for lossless image sets)."""
-    return _image_count(read_container(bytes(data)))
-
-
-def _image_count(container: Container) -> int:
-    spec = codec_for_wire_id(container.header.codec_id)
-    if spec.kind != "lossless" or not container.sections or len(container.sections[0]) < 4:
-        return 1
-    return max(1, int.from_bytes(container.sections[0][:4], "little"))
+    """How many images or frames a stream holds."""
+    return read_header(bytes(data)).frames
 
 
 #: decoding work is bounded before it starts: a stream may declare at most its codec's
-#: ``max_pixels_per_byte`` pixels per byte of its own size (hyperprior: 4096, where real streams
-#: stay below 200 - a flat white 4096x4096 image at the lowest quality is 99 pixels per byte), or
-#: its ``free_pixels``, whichever is larger; so decoding time grows at most linearly with the
-#: size of the input
+#: ``max_pixels_per_byte`` pixels per byte of its own size (declared in the registry, with the
+#: figures of real streams beside it), or its ``free_pixels``, whichever is larger; so decoding
+#: time grows at most linearly with the size of the input
 
 
 def decompress(data: bytes, max_pixels: int | None = None) -> np.ndarray:
     """Decode lcodec bytes to an HxWxC uint8 array (C is 3 for RGB, 1 for grayscale).
 
-    A lossless image-set stream (several images in one stream) decodes to NxHxWx1.
+    A stream of several images or frames decodes to NxHxWxC.
 
     Hostile streams cannot make the decoder work for long: by default a stream that declares
     more than its codec's ``max_pixels_per_byte`` pixels per byte of its size (and more than the
@@ -158,7 +214,7 @@ def decompress(data: bytes, max_pixels: int | None = None) -> np.ndarray:
     container = read_container(bytes(data))
     hdr = container.header
     spec = codec_for_wire_id(hdr.codec_id)
-    pixels = hdr.width * hdr.height * _image_count(container)
+    pixels = hdr.width * hdr.height * hdr.frames
     if max_pixels is not None:
         if pixels > max_pixels:
             raise CodecError(f"stream declares {pixels} pixels, more than the limit of {max_pixels}")
@@ -166,19 +222,20 @@ def decompress(data: bytes, max_pixels: int | None = None) -> np.ndarray:
         raise CorruptStreamError(
             f"stream declares {pixels} pixels in only {len(data)} bytes, more than any real stream; "
             "refusing to decode (set max_pixels, or --max-pixels, to decode it anyway)")
-    impl = spec.load().for_stream(hdr.model_id, hdr.weights_hash)
-    if spec.kind == "lossless":
-        if hdr.channels != 1 or hdr.quality != 0:
-            raise CorruptStreamError(f"{spec.name} stream declares {hdr.channels} channels, quality {hdr.quality}")
-        images = impl.decode_images(container.sections, hdr.width, hdr.height)
-        return images[0] if images.shape[0] == 1 else images
-    if hdr.quality not in impl.qualities:
+    quality = recorded_quality(hdr)
+    if quality is not None and quality not in spec.qualities:
         raise CorruptStreamError(f"stream declares quality {hdr.quality}, which {spec.name} does not have")
-    rgb = impl.decode(container.sections, hdr.width, hdr.height, hdr.quality)
-    if hdr.channels == 1:
-        gray = (rgb.astype(np.uint16).sum(axis=2, keepdims=True) + 1) // 3
-        return gray.astype(np.uint8)
-    return rgb
+    info_ = stream_info(hdr)
+    return _decode(spec, container, info_)
+
+
+def _decode(spec: CodecSpec, container: Container, info_: StreamInfo) -> np.ndarray:
+    impl = spec.load().for_stream(info_)
+    out = impl.decode(container.sections, info_)
+    if out.shape[-3:] != (info_.height, info_.width, info_.channels):
+        raise CodecError(f"{spec.name} decoded an array of shape {out.shape} for a "
+                         f"{info_.width}x{info_.height}x{info_.channels} stream")
+    return out
 
 
 def info(data: bytes) -> dict[str, object]:
@@ -191,17 +248,18 @@ def info(data: bytes) -> dict[str, object]:
     out: dict[str, object] = {
         "format_version": hdr.version, "codec": name, "codec_id": hdr.codec_id, "model_id": hdr.model_id,
         "weights": hdr.weights_hash.hex(), "width": hdr.width, "height": hdr.height,
-        "channels": hdr.channels, "bit_depth": hdr.bit_depth, "quality": hdr.quality,
-        "bytes": len(data), "bpp": 8.0 * len(data) / (hdr.width * hdr.height),
+        "channels": hdr.channels, "bit_depth": hdr.bit_depth,
+        "quality": recorded_quality(hdr),
+        "bytes": len(data), "bpp": 8.0 * len(data) / (hdr.width * hdr.height * hdr.frames),
     }
+    if hdr.frames != 1:
+        out["images"] = hdr.frames
+    if hdr.frame_rate is not None:
+        out["frame_rate"] = f"{hdr.frame_rate[0]}/{hdr.frame_rate[1]}"
     try:
         container = read_container(bytes(data))
         out["sections"] = [len(s) for s in container.sections]
         out["crc"] = "ok"
-        count = image_count(data)
-        if count != 1:
-            out["images"] = count
-            out["bpp"] = 8.0 * len(data) / (hdr.width * hdr.height * count)
     except CorruptStreamError as exc:
         out["crc"] = f"bad: {exc}"
     return out

@@ -8,22 +8,39 @@ container all look codecs up here and nowhere else.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from .container import CODEC_IDS
 from .errors import CodecError
+from .interfaces import EncoderOption
 
 
 @dataclass(frozen=True)
 class CodecSpec:
+    """Everything the library, the CLI and ``lcodec eval`` know about a codec."""
+
     name: str
     wire_id: int
-    kind: str  # "image" (lossy), "lossless" (exact, fixed-size images or image sets); "video" later
-    qualities: tuple[int, ...]
-    default_quality: int
-    target: str  # "module:attr" of a factory taking no arguments
+    target: str  # "module:attr" of a factory taking no arguments (a CodecFactory)
     summary: str
+    #: quality levels; empty for a codec without any (lossless)
+    qualities: tuple[int, ...] = ()
+    default_quality: int | None = None
+    lossless: bool = False
+    video: bool = False
+    #: encoder options beyond the quality, declared once for the library, CLI and eval
+    options: tuple[EncoderOption, ...] = ()
+    #: named option sets that ``lcodec eval`` measures as codecs of their own
+    #: (``{"overfit-medium": {"preset": "medium"}}``)
+    variants: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
+    #: command lines for ``lcodec compress --help``
+    examples: tuple[str, ...] = ()
+    #: "module:attr" of ``train(request: TrainRequest, log, **train_options)``; None: not trainable
+    trainer: str | None = None
+    train_options: tuple[EncoderOption, ...] = ()
+    train_examples: tuple[str, ...] = ()
     #: decoding work bound: a stream may declare at most this many pixels per byte of its size
     #: (real streams stay far below; see codec.api.decompress)
     max_pixels_per_byte: int = 1 << 12
@@ -32,8 +49,16 @@ class CodecSpec:
     #: unless asked for by name
     fitted: bool = False
 
+    @property
+    def kind(self) -> str:
+        """A word for people: lossy image, lossless, or video."""
+        return "video" if self.video else "lossless" if self.lossless else "image"
+
+    def option(self, name: str) -> EncoderOption | None:
+        return next((o for o in self.options if o.name == name), None)
+
     def load(self) -> Any:
-        """Import the implementation (torch and friends load only here)."""
+        """Import the implementation's factory (torch and friends load only here)."""
         module, attr = self.target.split(":")
         return getattr(importlib.import_module(module), attr)()
 
@@ -43,6 +68,16 @@ _BY_ID: dict[int, CodecSpec] = {}
 
 
 def register_codec(spec: CodecSpec) -> None:
+    if spec.qualities and spec.default_quality not in spec.qualities:
+        raise ValueError(f"codec {spec.name!r}: default quality {spec.default_quality} is not one of its qualities")
+    clash = set(spec.variants) & (set(_BY_NAME) | {spec.name})
+    if clash:
+        raise ValueError(f"codec {spec.name!r}: variant names {sorted(clash)} are taken")
+    for other in _BY_NAME.values():
+        for opt in spec.options:
+            theirs = other.option(opt.name)
+            if theirs is not None and theirs.type is not opt.type:
+                raise ValueError(f"option {opt.name!r} of {spec.name!r} has another type in {other.name!r}")
     if spec.name in _BY_NAME:
         raise ValueError(f"codec {spec.name!r} is already registered")
     if CODEC_IDS.get(spec.name) != spec.wire_id:
@@ -68,34 +103,91 @@ def codec_for_wire_id(wire_id: int) -> CodecSpec:
         raise CodecError(f"stream uses codec id {wire_id}, which this version of lcodec does not know") from None
 
 
-def codecs() -> list[CodecSpec]:
-    return sorted(_BY_NAME.values(), key=lambda s: s.wire_id)
+def codecs(lossless: bool | None = None, video: bool | None = None, fitted: bool | None = None) -> list[CodecSpec]:
+    """Registered codecs by wire id, optionally only those with the given properties."""
+    return [s for s in sorted(_BY_NAME.values(), key=lambda s: s.wire_id)
+            if (lossless is None or s.lossless == lossless) and (video is None or s.video == video)
+            and (fitted is None or s.fitted == fitted)]
+
+
+def resolve_variant(name: str) -> tuple[CodecSpec, dict[str, object]]:
+    """A codec name or a variant name (``overfit-medium``) as (spec, encoder options)."""
+    if name in _BY_NAME:
+        return _BY_NAME[name], {}
+    for spec in _BY_NAME.values():
+        if name in spec.variants:
+            return spec, dict(spec.variants[name])
+    get_codec(name)  # raises with the list of names
+    raise AssertionError
+
+
+def all_options() -> dict[str, EncoderOption]:
+    """Every encoder option of every codec, by name (one type per name, checked at registration)."""
+    out: dict[str, EncoderOption] = {}
+    for spec in codecs():
+        for opt in spec.options:
+            out.setdefault(opt.name, opt)
+    return out
+
+
+#: what ``compress`` uses when no codec is named
+DEFAULT_CODEC = "hyperprior"
 
 
 register_codec(CodecSpec(
-    name="hyperprior", wire_id=CODEC_IDS["hyperprior"], kind="image",
+    name="hyperprior", wire_id=CODEC_IDS["hyperprior"],
     qualities=(1, 2, 3, 4, 5, 6), default_quality=3,
     target="codec.hyperprior.coding:load_default",
+    # real streams stay below 200 pixels per byte: a flat white 4096x4096 image at the lowest
+    # quality is 99; the default bound of 4096 leaves room
     summary="mean-scale hyperprior (Minnen et al. 2018), 6 qualities from one gain-modulated model",
+    examples=("lcodec compress kodim01.png -o k.lcd -q 6    # highest quality",),
+    trainer="codec.hyperprior.train:train_codec",
+    train_options=(
+        EncoderOption("synthesis_width", int, "widen the synthesis transform of the starting weights to this "
+                      "many channels, keeping what they compute (not with --from-scratch or a checkpoint)",
+                      minimum=1),
+        EncoderOption("lambdas", str, "extend the starting weights' qualities to these lambdas (its own "
+                      "first, then higher ones)", metavar="L[,L...]"),
+    ),
+    train_examples=(
+        "lcodec train --steps 200 --run-dir /tmp/smoke --from-scratch",
+        "lcodec train --time-budget 120 --threads 2 --compile",
+        "lcodec train --time-budget 600 --synthesis-width 128 "
+        "--lambdas 0.0018,0.0035,0.0067,0.013,0.025,0.0483,0.0932,0.18",
+    ),
 ))
 register_codec(CodecSpec(
-    name="pc-mnist", wire_id=CODEC_IDS["pc-mnist"], kind="lossless",
-    qualities=(0,), default_quality=0,
+    name="pc-mnist", wire_id=CODEC_IDS["pc-mnist"], lossless=True,
     target="codec.pc.coding:load_mnist",
     summary="lossless 28x28 grayscale, hidden Chow-Liu tree trained on MNIST (Liu et al. 2022)",
+    examples=("lcodec compress digit.png --codec pc-mnist   # lossless, 28x28 grayscale",
+              "lcodec compress t10k-images-idx3-ubyte.gz --codec pc-mnist -o test.lcd   # a set in one stream"),
     max_pixels_per_byte=64, free_pixels=1 << 18,  # real digit sets code at about 6 pixels per byte
 ))
 register_codec(CodecSpec(
-    name="pc-fashion-mnist", wire_id=CODEC_IDS["pc-fashion-mnist"], kind="lossless",
-    qualities=(0,), default_quality=0,
+    name="pc-fashion-mnist", wire_id=CODEC_IDS["pc-fashion-mnist"], lossless=True,
     target="codec.pc.coding:load_fashion_mnist",
     summary="lossless 28x28 grayscale, hidden Chow-Liu tree trained on Fashion-MNIST (Liu et al. 2022)",
     max_pixels_per_byte=64, free_pixels=1 << 18,  # real sets code at about 2.5 pixels per byte
 ))
 register_codec(CodecSpec(
-    name="overfit", wire_id=CODEC_IDS["overfit"], kind="image",
+    name="overfit", wire_id=CODEC_IDS["overfit"],
     qualities=(1, 2, 3, 4, 5, 6), default_quality=3,
     target="codec.overfit.coding:load_default",
     summary="per-image overfitted latents + ARM + synthesis (Cool-chic/C3 style); slow to encode, no weights",
+    options=(
+        EncoderOption("preset", str, "encoder effort: fitting iterations (default fast)",
+                      choices=("fast", "medium", "slow")),
+        EncoderOption("time_budget", float, "stop fitting after this many seconds", minimum=0.0,
+                      metavar="SECONDS"),
+        EncoderOption("iterations", int, "fitting iterations (overrides the preset)", minimum=1),
+        EncoderOption("target_bpp", float, "search lambda for the largest file at or below this rate "
+                      "(replaces the quality)", minimum=0.01, maximum=8.0, metavar="BPP"),
+    ),
+    variants={"overfit-fast": {"preset": "fast"}, "overfit-medium": {"preset": "medium"},
+              "overfit-slow": {"preset": "slow"}},
+    examples=("lcodec compress photo.png --codec overfit --preset medium   # fits a model to this image",
+              "lcodec compress photo.png --codec overfit --target-bpp 0.5"),
     fitted=True,
 ))

@@ -105,14 +105,25 @@ def installed_weights(package_dir: Path, pattern: str) -> list[InstalledWeights]
     return found
 
 
+def most_trained(found: list[InstalledWeights]) -> InstalledWeights:
+    """The weights new files are coded with: the most training steps (ties: by hash).
+
+    The one place this rule lives; encoding, training and evaluation caches all use it.
+    """
+    return max(found, key=lambda w: (int(w.manifest.get("steps", 0)), w.sha256))
+
+
 def pick_weights(found: list[InstalledWeights], short_hash: bytes | None, what: str) -> InstalledWeights:
-    """The weights a stream names (by short hash), or for encoding the most trained ones."""
+    """The weights a stream names (by a prefix of their SHA-256), or for encoding the most
+    trained ones."""
     if not found:
         raise WeightsError(f"no {what} weights installed (set LCODEC_WEIGHTS to a folder that has them)")
     if short_hash is None:
-        return max(found, key=lambda w: (int(w.manifest.get("steps", 0)), w.sha256))
+        return most_trained(found)
+    if not short_hash:
+        raise WeightsError(f"stream names no {what} weights")
     for w in found:
-        if w.short_hash == short_hash:
+        if w.sha256.startswith(short_hash.hex()):
             return w
     raise WeightsError(f"stream needs {what} weights {short_hash.hex()}, which are not installed "
                        "(set LCODEC_WEIGHTS to a folder that has them)")

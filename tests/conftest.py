@@ -15,6 +15,22 @@ SHARED = ROOT.parent / "shared" / "data"
 KODAK = SHARED / "kodak"
 
 
+def shared(relative: str) -> Path:
+    """``../shared/data/RELATIVE``, or a skip that says which data a test needs.
+
+    The one place tests reach the shared data; CI always has it, a bare checkout may not.
+    """
+    path = SHARED / relative
+    if not path.exists():
+        pytest.skip(f"needs ../shared/data/{relative}, which is not beside this checkout")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_data():  # noqa: ANN201 - returns the function above
+    return shared
+
+
 @pytest.fixture(scope="session")
 def kodak_crops() -> list[np.ndarray]:
     """Real photographs: crops of three Kodak images (or the bundled sample without shared/)."""

@@ -1,10 +1,13 @@
 """Write the conformance streams and their manifest.
 
-Each stream is a small real image (crops of Kodak images) coded by a shipped codec; the
-manifest records the SHA-256 of the stream and of the decoded pixels. ``tests/bitstreams``
-decodes every stream and compares. Existing streams are never replaced unless
-``--regenerate`` names them (for example after shipping new weights, which changes every
-stream of that codec); new cases are added.
+Each stream is a small real image (crops of Kodak images, or MNIST digits) coded by a shipped
+codec; the manifest records the SHA-256 of the stream and of the decoded pixels.
+``tests/bitstreams`` decodes every stream and compares, and re-encodes the current format's
+sources to check the encoder is stable too. Streams of the current container version live in
+``v2/``; ``v1/`` holds the version 1 streams, frozen: they must keep decoding as they are and
+are never rewritten. Existing streams are never replaced unless ``--regenerate`` names them
+(for example after shipping new weights, which changes every stream of that codec); new
+cases are added. A new codec adds its cases to ``CASES``.
 
     python bitstreams/conformance/make.py                         # add missing streams
     python bitstreams/conformance/make.py --regenerate hyperprior  # replace the hyperprior ones
@@ -19,6 +22,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+CURRENT = HERE / "v2"  # streams of the container version new files are written in
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -31,10 +35,11 @@ CASES = [
     ("hyperprior-q3-odd", "kodim20.png[111:148, 222:275]", "hyperprior", 3, {}),
     ("hyperprior-q4-gray", "kodim08.png[64:104, 128:168] as gray", "hyperprior", 4, {}),
     ("hyperprior-q2-1x1", "kodim01.png[0:1, 0:1]", "hyperprior", 2, {}),
-    ("pc-mnist-one", "mnist/t10k-images-idx3-ubyte.gz[0:1]", "pc-mnist", 0, {}),
-    ("pc-mnist-set", "mnist/t10k-images-idx3-ubyte.gz[1:300]", "pc-mnist", 0, {}),
-    ("pc-fashion-mnist-one", "fashion-mnist/t10k-images-idx3-ubyte.gz[0:1]", "pc-fashion-mnist", 0, {}),
-    ("pc-fashion-mnist-set", "fashion-mnist/t10k-images-idx3-ubyte.gz[1:300]", "pc-fashion-mnist", 0, {}),
+    ("pc-mnist-one", "mnist/t10k-images-idx3-ubyte.gz[0:1]", "pc-mnist", None, {}),
+    ("pc-mnist-set", "mnist/t10k-images-idx3-ubyte.gz[1:300]", "pc-mnist", None, {}),
+    ("pc-fashion-mnist-one", "fashion-mnist/t10k-images-idx3-ubyte.gz[0:1]", "pc-fashion-mnist", None, {}),
+    ("pc-fashion-mnist-set", "fashion-mnist/t10k-images-idx3-ubyte.gz[1:300]", "pc-fashion-mnist", None, {}),
+    ("overfit-target-rate", "kodim23.png[100:132, 200:248]", "overfit", None, {"iterations": 30, "target_bpp": 3.0}),
     ("overfit-q2-rgb", "kodim23.png[100:132, 200:248]", "overfit", 2, {"iterations": 40}),
     ("overfit-q5-odd", "kodim15.png[50:71, 90:123]", "overfit", 5, {"iterations": 40}),
 ]
@@ -61,14 +66,11 @@ def load_source(source: str, data_dir: Path):
     return img
 
 
-def encode_case(source: str, codec_name: str, quality: int, options: dict, data_dir: Path) -> bytes:
+def encode_case(source: str, codec_name: str, quality: int | None, options: dict, data_dir: Path) -> bytes:
+    """An NxHxW source is an image set; anything else one image."""
     import codec
 
     pixels = load_source(source, data_dir)
-    if codec_name.startswith("pc-"):
-        if pixels.ndim == 3:
-            return codec.compress_image_set(pixels, codec=codec_name, verify=True).data
-        return codec.compress(pixels, codec=codec_name, verify=True)
     return codec.compress_image(pixels, codec=codec_name, quality=quality, verify=True, **options).data
 
 
@@ -81,7 +83,8 @@ def main() -> None:
 
     import codec
 
-    manifest_path = HERE / "manifest.json"
+    CURRENT.mkdir(exist_ok=True)
+    manifest_path = CURRENT / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     for name, source, codec_name, q, options in CASES:
         replace = args.regenerate is not None and (not args.regenerate or any(name.startswith(p) for p in args.regenerate))
@@ -89,7 +92,7 @@ def main() -> None:
             continue
         data = encode_case(source, codec_name, q, options, args.data)
         pixels = codec.decompress(data)
-        (HERE / f"{name}.lcd").write_bytes(data)
+        (CURRENT / f"{name}.lcd").write_bytes(data)
         manifest[name] = {
             "stream": f"{name}.lcd", "stream_sha256": hashlib.sha256(data).hexdigest(),
             "decoded_sha256": hashlib.sha256(pixels.tobytes()).hexdigest(), "shape": list(pixels.shape),

@@ -89,7 +89,7 @@ def _imagecodecs(kind: str) -> Callable[[np.ndarray, float], Coded]:
     return run
 
 
-def _lcodec(name: str, options: dict[str, object]) -> Callable[[np.ndarray, float], Coded]:
+def _lcodec(name: str, options: dict[str, object], verify: bool) -> Callable[[np.ndarray, float], Coded]:
     def run(img: np.ndarray, q: float) -> Coded:
         from .. import api
 
@@ -97,7 +97,6 @@ def _lcodec(name: str, options: dict[str, object]) -> Callable[[np.ndarray, floa
         # exactly the encoder's reconstruction, and to the same pixels whatever the torch and
         # BLAS thread counts, or the measurement fails. Its decode time is the fastest of
         # those three decodes (the fits of other workers share the machine).
-        verify = bool(options)
         coded = _timed(lambda: api.compress(img, codec=name, quality=int(q), verify=verify, **options),
                        api.decompress)
         if verify:
@@ -202,28 +201,12 @@ class ExternalAdapter(Adapter):
         return f"{' and '.join(missing)} not on PATH" if missing else None
 
 
-def _lcodec_version(name: str) -> str:
-    """Cache key part for our codecs: the weights that would code a new image, or for the
-    fitted codec a digest of its fitting code and constants."""
+def _lcodec_version(factory: object) -> str:
+    """Cache key part for our codecs: what decides the streams a new encode writes."""
     try:
-        if name == "overfit":
-            import inspect
-
-            from ..overfit import coding, model
-
-            # what decides a fitted stream: the model id (which pins the decoder's numerics),
-            # the fitting code and the coding constants; not the speed of the coder
-            text = repr((coding.MODEL_ID, coding.SYN_FRAC, coding.LAMBDAS, coding.PRESETS)) + inspect.getsource(model)
-            return "fit-" + hashlib.sha256(text.encode()).hexdigest()[:12]
-        if name == "hyperprior":
-            from ..hyperprior.weights import installed_weights
-
-            found = installed_weights()
-            if found:
-                return max(found, key=lambda w: (int(w.manifest.get("steps", 0)), w.sha256)).sha256[:16]
-    except Exception:  # noqa: BLE001 - a missing weights folder just means no cached rows match
-        pass
-    return "unknown"
+        return str(factory.cache_key())  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - missing weights just mean no cached rows match
+        return "unknown"
 
 
 def _pil_version() -> str:
@@ -260,27 +243,20 @@ def classical_adapters() -> dict[str, Adapter]:
 
 
 def lcodec_adapter(name: str) -> Adapter:
-    """Our codec ``name``; ``overfit-PRESET`` (``overfit-fast``, ...) is the overfitted codec
-    at that encoder preset (plain ``overfit`` means ``overfit-fast``)."""
-    from ..registry import get_codec
+    """Our codec ``name``, or one of a codec's named variants (an option set it declares)."""
+    from ..registry import resolve_variant
 
-    base, _, preset = name.partition("-") if name.startswith("overfit") else (name, "", "")
-    options: dict[str, object] = {}
-    if base == "overfit":
-        from ..overfit.coding import PRESETS
-
-        preset = preset or "fast"
-        if preset not in PRESETS:
-            raise CodecError(f"unknown overfit preset in {name!r} (overfit-fast, overfit-medium, overfit-slow)")
-        options["preset"] = preset
-        name = f"overfit-{preset}"
-    spec = get_codec(base)
-    if spec.kind != "image":
-        raise CodecError(f"{name} is not an image codec; lossy image evaluation does not apply")
+    spec, options = resolve_variant(name)
+    if spec.lossless or spec.video:
+        raise CodecError(f"{name} is not a lossy image codec; lossy image evaluation does not apply")
+    if not options and spec.variants:  # a codec with variants is measured as its first one
+        name, options = next(iter(spec.variants.items()))
+        options = dict(options)
     qualities = tuple(float(q) for q in spec.qualities)
-    summary = spec.summary + (f", {options['preset']} preset" if options else "")
-    return Adapter(name, f"lcodec {name}: {summary}", qualities, _lcodec(base, options),
-                   _lcodec_version(base) + (f"-{options['preset']}" if options else ""), fitted=spec.fitted)
+    summary = spec.summary + "".join(f", {k} {v}" for k, v in options.items())
+    version = _lcodec_version(spec.load()) + "".join(f"-{v}" for v in options.values())
+    return Adapter(name, f"lcodec {name}: {summary}", qualities, _lcodec(spec.name, options, spec.fitted),
+                   version, fitted=spec.fitted)
 
 
 def image_hash(img: np.ndarray) -> str:

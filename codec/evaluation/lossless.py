@@ -141,7 +141,14 @@ def eval_lcodec(name: str, images: np.ndarray, single_files: int = 100,
     n, h, w = images.shape
     bits = np.zeros(n, dtype=np.float64)
     t0 = time.perf_counter()
-    enc = api.compress_image_set(images, codec=name, bits=bits, progress=progress)
+    last = [0]
+
+    def report(done: int, total: int, message: str) -> None:
+        if progress:
+            progress(done - last[0])
+        last[0] = done
+
+    enc = api.compress_image_set(images, codec=name, bits=bits, progress=report)
     t1 = time.perf_counter()
     back = api.decompress(enc.data)
     t2 = time.perf_counter()

@@ -58,13 +58,19 @@ def psnr_y(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
 
 
-def expand_images(patterns: Iterable[str]) -> list[Path]:
-    """Files, folders (their images, sorted) and globs, in the order given, without repeats."""
+def expand_images(patterns: Iterable[str], split: str = "all") -> list[Path]:
+    """Files, folders (their images, sorted) and globs, in the order given, without repeats.
+
+    ``split`` ("train" or "val") keeps only that part of each folder's images (see
+    :mod:`codec.training.data`); "all" keeps every image.
+    """
+    from ..training.data import image_files
+
     out: list[Path] = []
     for pat in patterns:
         p = Path(pat)
         if p.is_dir():
-            found = sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES)
+            found = [q for q in image_files(p, split) if q.suffix.lower() in IMAGE_SUFFIXES]
         elif p.is_file():
             found = [p]
         else:
@@ -83,7 +89,7 @@ def parse_codec_arg(arg: str) -> tuple[str, list[float] | None]:
     try:
         return name, [float(q) for q in rest.split(",") if q]
     except ValueError:
-        raise CodecError(f"--codec {arg}: qualities must be numbers, as in hyperprior:1,3,6") from None
+        raise CodecError(f"--codec {arg}: qualities must be numbers, as in NAME:1,3,6") from None
 
 
 def resolve_adapter(name: str) -> Adapter:
@@ -336,11 +342,38 @@ def format_bd_table(table: dict[str, dict[str, float]], title: str) -> str:
     return "\n".join(lines)
 
 
-def write_outputs(out_dir: Path, rows: list[Row], all_curves: dict[str, dict], tables: dict[str, dict]) -> list[Path]:
-    """JSON per codec, per-image CSV, BD-rate JSON and the two RD plots."""
+def protocol(paths: list[Path], adapters: list[Adapter], workers: int, split: str = "all") -> dict:
+    """What a reader needs to repeat a run: images, machine, package versions, codec versions."""
+    import os
+    import platform
+
+    import numpy
+
+    out: dict = {
+        "images": [p.name for p in paths], "split": split, "image_count": len(paths),
+        "bpp": "8 * file bytes / (width * height)", "psnr": "PSNR-RGB over 8-bit decoded pixels",
+        "ms_ssim": "pytorch_msssim, data_range 255, RGB", "machine": platform.machine(), "cores": os.cpu_count(),
+        "python": platform.python_version(), "numpy": numpy.__version__, "workers": workers,
+        "codecs": {a.name: {"description": a.description, "version": a.version} for a in adapters},
+    }
+    for pkg in ("PIL", "torch", "imagecodecs"):
+        try:
+            out[pkg.lower()] = __import__(pkg).__version__
+        except ImportError:
+            pass
+    return out
+
+
+def write_outputs(out_dir: Path, rows: list[Row], all_curves: dict[str, dict], tables: dict[str, dict],
+                  run_protocol: dict | None = None) -> list[Path]:
+    """JSON per codec, per-image CSV, BD-rate JSON, the protocol and the two RD plots."""
     import csv
 
     written = []
+    if run_protocol is not None:
+        p = out_dir / "protocol.json"
+        p.write_text(json.dumps(run_protocol, indent=2) + "\n")
+        written.append(p)
     for name, c in all_curves.items():
         if name.endswith("(published)"):
             continue

@@ -22,7 +22,9 @@ import torch
 
 import entropy
 
+from ..channels import from_rgb, to_rgb
 from ..determinism import fixed_threads
+from ..interfaces import Encoded, Progress, StreamInfo
 from ..errors import CodecError, CorruptStreamError
 from .model import MeanScaleHyperprior
 from ..weightfiles import InstalledWeights, pick_weights
@@ -50,12 +52,14 @@ class HyperpriorCodec:
         self.weights = weights
         self.model_id = MODEL_IDS["hyperprior-lite"]
         self.weights_hash = weights.short_hash if weights else b"\0" * 8
-        self.qualities = tuple(range(1, model.config.qualities + 1))
+        #: the qualities these weights were trained for (the registry declares which are offered)
+        self.trained_qualities = tuple(range(1, model.config.qualities + 1))
 
     # -- shared by both sides ------------------------------------------------------------
     def _check_quality(self, quality: int) -> None:
-        if quality not in self.qualities:
-            raise CodecError(f"quality must be one of {self.qualities[0]}..{self.qualities[-1]}, not {quality}")
+        if quality not in self.trained_qualities:
+            raise CodecError(f"these hyperprior weights have qualities 1..{self.trained_qualities[-1]}, "
+                             f"not {quality}")
 
     def _gains(self, quality: int) -> tuple[torch.Tensor, ...]:
         self._check_quality(quality)
@@ -129,9 +133,24 @@ class HyperpriorCodec:
         return out
 
     # -- encoder ---------------------------------------------------------------------------
+    def encode(self, image: np.ndarray, quality: int | None, reconstruct: bool = False,
+               progress: Progress | None = None) -> Encoded:
+        """The :class:`~codec.interfaces.ImageCodec` encoder: grayscale is coded as RGB."""
+        if quality is None:
+            raise CodecError("the hyperprior needs a quality")
+        sections, recon = self.encode_rgb(to_rgb(image), quality, reconstruct)
+        if recon is not None:
+            recon = from_rgb(recon, image.shape[2])
+        return Encoded(tuple(sections), quality, recon)
+
+    def decode(self, sections: tuple[bytes, ...], info: StreamInfo) -> np.ndarray:
+        if info.quality is None:
+            raise CorruptStreamError("hyperprior stream records no quality")
+        return from_rgb(self.decode_rgb(sections, info.width, info.height, info.quality), info.channels)
+
     @torch.no_grad()
-    def encode(self, image: np.ndarray, quality: int, reconstruct: bool = False
-               ) -> tuple[list[bytes], np.ndarray | None]:
+    def encode_rgb(self, image: np.ndarray, quality: int, reconstruct: bool = False
+                   ) -> tuple[list[bytes], np.ndarray | None]:
         """``image``: HxWx3 uint8. Returns the sections and, when asked, the reconstruction
         the decoder must reproduce (computed from the encoder's own symbols and means).
 
@@ -167,7 +186,7 @@ class HyperpriorCodec:
 
     # -- decoder ---------------------------------------------------------------------------
     @torch.no_grad()
-    def decode(self, sections: tuple[bytes, ...], width: int, height: int, quality: int) -> np.ndarray:
+    def decode_rgb(self, sections: tuple[bytes, ...], width: int, height: int, quality: int) -> np.ndarray:
         self._check_quality(quality)
         if not sections:
             raise CorruptStreamError("hyperprior stream has no sections")
@@ -276,7 +295,11 @@ class HyperpriorFactory:
     def for_encoding(self) -> HyperpriorCodec:
         return load_codec(None)
 
-    def for_stream(self, model_id: int, short_hash: bytes) -> HyperpriorCodec:
+    def cache_key(self) -> str:
+        return _pick_weights(None).sha256[:16]
+
+    def for_stream(self, info: StreamInfo) -> HyperpriorCodec:
+        model_id, short_hash = info.model_id, info.weights_hash
         if model_id in RETIRED_MODEL_IDS:
             raise CodecError(f"stream uses hyperprior model id {model_id} ({RETIRED_MODEL_IDS[model_id]}), "
                              "which this lcodec no longer decodes")

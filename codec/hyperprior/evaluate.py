@@ -24,15 +24,15 @@ def evaluate_weights(weights: Path, folder: Path, qualities: list[int] | None = 
     impl = HyperpriorCodec(model, tables, InstalledWeights(Path(weights), manifest))
     files = expand_images([str(folder)])
     out: dict[int, dict[str, float]] = {}
-    for q in qualities or list(impl.qualities):
+    for q in qualities or list(impl.trained_qualities):
         bpps, psnrs = [], []
         for f in files:
             img = read_image(f)
-            sections, _ = impl.encode(img, q)
+            sections, _ = impl.encode_rgb(img, q)
             hdr = Header(CODEC_IDS["hyperprior"], impl.model_id, impl.weights_hash,
                          img.shape[1], img.shape[0], 3, q)
             data = write_container(hdr, sections)
-            dec = impl.decode(read_container(data).sections, img.shape[1], img.shape[0], q)
+            dec = impl.decode_rgb(read_container(data).sections, img.shape[1], img.shape[0], q)
             bpps.append(8.0 * len(data) / (img.shape[0] * img.shape[1]))
             psnrs.append(psnr(img, dec))
         out[q] = {"bpp": round(float(np.mean(bpps)), 4), "psnr": round(float(np.mean(psnrs)), 3)}

@@ -21,6 +21,8 @@ import torch
 
 from ..errors import CodecError
 from ..training.data import Augment, augmented_batch, image_files, load_images
+
+from ..interfaces import TrainRequest
 from .model import HyperpriorConfig, MeanScaleHyperprior
 
 
@@ -320,3 +322,39 @@ def export_checkpoint(ckpt_path: Path, out_path: Path, kodak: Path | None = None
             manifest["qualities"][str(q)].update({"kodak_bpp": row["bpp"], "kodak_psnr": row["psnr"]})
         out_path.with_suffix(".json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
+
+
+def train_codec(request: TrainRequest, log: Callable[[str], None] = print, synthesis_width: int | None = None,
+                lambdas: str | None = None) -> Path:
+    """``lcodec train`` for the hyperprior: resume, or start from the most trained shipped
+    weights (widened and with added qualities when asked), then export and evaluate."""
+    from ..weightfiles import most_trained
+    from .weights import installed_weights
+
+    resuming = (Path(request.run_dir) / "checkpoint.pt").exists()
+    if synthesis_width and (request.from_scratch or resuming):
+        raise CodecError("a synthesis width widens the weights a run starts from; it does not apply "
+                         + ("from scratch" if request.from_scratch else f"when resuming {request.run_dir}"))
+    try:
+        new_lambdas = tuple(float(v) for v in lambdas.split(",")) if lambdas else None
+    except ValueError:
+        raise CodecError(f"lambdas must be comma-separated numbers, not {lambdas!r}") from None
+    if new_lambdas and (request.from_scratch or resuming):
+        raise CodecError("lambdas extend the weights a run starts from; they do not apply "
+                         + ("from scratch" if request.from_scratch else f"when resuming {request.run_dir}"))
+    augment = request.augment or Augment()
+    if any(c < 64 or c % 64 for c in augment.crops):
+        raise CodecError("hyperprior crop sizes must be multiples of 64 (the hyper-latent's stride)")
+    init = None
+    if not request.from_scratch and not resuming:
+        shipped = installed_weights()
+        init = most_trained(shipped).path if shipped else None
+    opts = TrainOptions(data=Path(request.data), run_dir=Path(request.run_dir), steps=request.steps,
+                        time_budget=request.time_budget, lr=request.lr, init=init, threads=request.threads,
+                        synthesis_width=synthesis_width, compile=request.compile, lambdas=new_lambdas,
+                        augment=augment)
+    ckpt = train(opts, log=log)
+    if request.export is not None:
+        manifest = export_checkpoint(ckpt, Path(request.export), request.evaluate_on, log=log)
+        log(f"wrote {request.export} (sha256 {manifest['sha256'][:16]}, {manifest['steps']} steps)")
+    return ckpt

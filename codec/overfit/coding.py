@@ -22,13 +22,17 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Callable, Sequence
+from typing import Any
 from dataclasses import dataclass
 
 import numpy as np
 
 import entropy
 
+from ..channels import from_rgb, to_rgb
+from ..container import CODEC_IDS, Header, container_overhead
 from ..errors import CodecError, CorruptStreamError, UnsupportedImageError
+from ..interfaces import Encoded, Progress, StreamInfo
 from .runtime import (ARM_SHAPES, CONTEXT, MEAN_STEPS, SCALE_LEVELS, SCALE_MAX, SCALE_MIN, SYNTHESIS_SHAPES,
                       WAVE, FixedPointArm, grid_shapes, synthesize)
 
@@ -44,7 +48,6 @@ _PARAMS = struct.Struct("<BI")
 TARGET_TRIALS = 6
 #: the largest image this codec takes (fitting memory grows with the image; 4096x4096)
 MAX_PIXELS = 1 << 24
-HEADER_OVERHEAD = 35  # container header and CRC, for the target-rate search
 
 
 def _latent_tables() -> entropy.TableSet:
@@ -184,63 +187,94 @@ def synthesis_integers(params: list[np.ndarray]) -> list[np.ndarray]:
 
 
 class OverfitCodec:
+    """The fitted codec: an :class:`~codec.interfaces.ImageCodec` with no weights to load."""
+
     name = "overfit"
-    qualities = (0, 1, 2, 3, 4, 5, 6)  # 0: lambda searched for a target rate
-    encode_options = ("preset", "time_budget", "iterations", "target_bpp", "progress")
     model_id = MODEL_ID
     weights_hash = b"\0" * 8
 
     def for_encoding(self) -> "OverfitCodec":
         return self
 
-    def for_stream(self, model_id: int, short_hash: bytes) -> "OverfitCodec":
-        if model_id != MODEL_ID:
-            raise CodecError(f"stream uses overfit model id {model_id}, unknown to this lcodec")
+    def for_stream(self, info: StreamInfo) -> "OverfitCodec":
+        if info.model_id != MODEL_ID:
+            raise CodecError(f"stream uses overfit model id {info.model_id}, unknown to this lcodec")
         return self
 
-    def encode(self, image: np.ndarray, quality: int, reconstruct: bool = False, preset: str = "fast",
-               time_budget: float | None = None, iterations: int | None = None, target_bpp: float | None = None,
-               progress: Callable[[int, int, float, float], None] | None = None
-               ) -> tuple[list[bytes], np.ndarray | None]:
-        """Fit and code one image. ``time_budget`` is in seconds (for the whole encode).
+    def cache_key(self) -> str:
+        """A digest of what decides a fitted stream: the model id (which pins the decoder's
+        numerics), the fitting code and the coding constants; not the speed of the coder."""
+        import hashlib
+        import inspect
+
+        from . import model
+
+        text = repr((MODEL_ID, SYN_FRAC, LAMBDAS, PRESETS)) + inspect.getsource(model)
+        return "fit-" + hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def encode(self, image: np.ndarray, quality: int | None, reconstruct: bool = False,
+               progress: Progress | None = None, preset: str = "fast", time_budget: float | None = None,
+               iterations: int | None = None, target_bpp: float | None = None) -> Encoded:
+        """Fit and code one image (grayscale as RGB). ``time_budget`` is in seconds (for the
+        whole encode).
 
         With ``target_bpp``, lambda is searched (bisection in log-lambda, at most
-        ``TARGET_TRIALS`` fits) for the largest file that stays at or below the target.
+        ``TARGET_TRIALS`` fits) for the largest file at or below the target, counting the
+        container's own bytes; the stream then records no quality.
         """
-        if quality not in self.qualities[1:]:
-            raise CodecError(f"quality must be one of 1..6, not {quality}")
-        if image.shape[0] * image.shape[1] > MAX_PIXELS:
+        channels = image.shape[2]
+        rgb = to_rgb(image)
+        if quality not in range(1, len(LAMBDAS) + 1) and target_bpp is None:
+            raise CodecError(f"quality must be one of 1..{len(LAMBDAS)}, not {quality}")
+        if rgb.shape[0] * rgb.shape[1] > MAX_PIXELS:
             raise UnsupportedImageError(f"the overfit codec takes images of at most {MAX_PIXELS} pixels "
-                                        f"(4096x4096), not {image.shape[1]}x{image.shape[0]}")
+                                        f"(4096x4096), not {rgb.shape[1]}x{rgb.shape[0]}")
         if preset not in PRESETS:
             raise CodecError(f"unknown preset {preset!r} (fast, medium, slow)")
         n = iterations if iterations is not None else PRESETS[preset]
         if n < 1:
             raise CodecError("iterations must be at least 1")
+        report = None
+        if progress is not None:
+            def report(done: int, total: int, bpp: float, psnr: float) -> None:
+                progress(done, total, f"{bpp:.3f} bpp (estimate), {psnr:.2f} dB")
         if target_bpp is None:
-            return self._encode_once(image, LAMBDAS[quality - 1], n, time_budget, reconstruct, preset,
-                                     iterations is not None or time_budget is not None, progress)
+            assert quality is not None
+            sections, recon, fitted = self._encode_once(rgb, LAMBDAS[quality - 1], n, time_budget, reconstruct,
+                                                        preset, iterations is not None or time_budget is not None,
+                                                        report)
+            return self._result(sections, recon, quality, channels, fitted.iterations)
         if not 0.01 <= target_bpp <= 8:
             raise CodecError(f"target bpp must lie in 0.01..8, not {target_bpp}")
+        h, w = rgb.shape[:2]
+        header = Header(codec_id=CODEC_IDS[self.name], model_id=MODEL_ID, weights_hash=self.weights_hash[:4],
+                        width=w, height=h, channels=channels, quality=0, has_quality=False)
         lo, hi = math.log(1e-4), math.log(0.2)
         best = None
         per_trial = None if time_budget is None else time_budget / TARGET_TRIALS
         for _ in range(TARGET_TRIALS):
             lam = math.exp(0.5 * (lo + hi))
-            sections, recon = self._encode_once(image, lam, n, per_trial, reconstruct, preset, True, progress)
-            bpp = 8.0 * (sum(map(len, sections)) + HEADER_OVERHEAD + 4 * len(sections)) / (image.shape[0] * image.shape[1])
+            sections, recon, fitted = self._encode_once(rgb, lam, n, per_trial, reconstruct, preset, True, report)
+            lengths = [len(x) for x in sections]
+            bpp = 8.0 * (sum(lengths) + container_overhead(header, lengths)) / (h * w)
             if bpp <= target_bpp:
-                best = (sections, recon)
+                best = (sections, recon, fitted.iterations)
                 lo = math.log(lam)
             else:
                 hi = math.log(lam)
         if best is None:
             raise CodecError(f"could not reach {target_bpp} bpp (lowest lambda tried gave more)")
-        return best
+        return self._result(best[0], best[1], None, channels, best[2])
+
+    @staticmethod
+    def _result(sections: list[bytes], recon: np.ndarray | None, quality: int | None, channels: int,
+                iterations: int) -> Encoded:
+        return Encoded(tuple(sections), quality, None if recon is None else from_rgb(recon, channels),
+                       {"iterations": float(iterations)})
 
     def _encode_once(self, image: np.ndarray, lam: float, n: int, time_budget: float | None, reconstruct: bool,
                      preset: str, custom: bool, progress: Callable[[int, int, float, float], None] | None
-                     ) -> tuple[list[bytes], np.ndarray | None]:
+                     ) -> tuple[list[bytes], np.ndarray | None, Any]:
         from .model import fit  # torch: needed to fit, not to decode
 
         h, w = image.shape[:2]
@@ -256,11 +290,13 @@ class OverfitCodec:
         preset_id = PRESET_IDS["custom"] if custom else PRESET_IDS[preset]
         params = _PARAMS.pack(preset_id, report.iterations) + bytes(arm_ids + syn_ids)
         sections = [params, arm_bytes, syn_bytes, code_grids(farm, grids, latent_tables)]
-        self.last_report = report
         recon = synthesize(synthesis_weights(syn_ints), grids, h, w) if reconstruct else None
-        return sections, recon
+        return sections, recon, report
 
-    def decode(self, sections: tuple[bytes, ...], width: int, height: int, quality: int) -> np.ndarray:
+    def decode(self, sections: tuple[bytes, ...], info: StreamInfo) -> np.ndarray:
+        return from_rgb(self.decode_rgb(sections, info.width, info.height), info.channels)
+
+    def decode_rgb(self, sections: tuple[bytes, ...], width: int, height: int) -> np.ndarray:
         if width * height > MAX_PIXELS:
             raise CorruptStreamError(f"overfit stream declares {width}x{height}, more than {MAX_PIXELS} pixels")
         if len(sections) != 4:

@@ -33,6 +33,7 @@ import entropy
 
 from ..determinism import fixed_blas_threads
 from ..errors import CodecError, CorruptStreamError, UnsupportedImageError
+from ..interfaces import Encoded, Progress, StreamInfo
 from ..weightfiles import InstalledWeights, pick_weights
 from .model import HCLT, VALUES
 from .weights import MODEL_IDS, installed_weights, load_cached
@@ -158,13 +159,14 @@ _PARAMS = struct.Struct("<IH")
 
 
 class PcCodec:
-    """Lossless coding of fixed-size 8-bit grayscale images (one image or a set) with an HCLT.
+    """Lossless coding of fixed-size 8-bit grayscale images (one image or a set) with an HCLT:
+    an :class:`~codec.interfaces.ImageCodec` and an :class:`~codec.interfaces.ImageSetCodec`.
 
-    Sections: ``[params (u32 image count, u16 chunk size), chunk streams ...]``; chunk ``i``
-    holds images ``i*chunk .. (i+1)*chunk - 1``, each a raster-order rANS stream.
+    Sections (container v2): one per chunk of ``CHUNK`` images; chunk ``i`` holds images
+    ``i*CHUNK .. (i+1)*CHUNK - 1``, each a raster-order rANS stream. The image count is the
+    container's frame count. Version 1 streams carried a first section of their own
+    (u32 image count, u16 chunk size); they still decode.
     """
-
-    qualities = (0,)
 
     def __init__(self, name: str, model: HCLT, shape: tuple[int, int], weights: InstalledWeights):
         self.name = name
@@ -189,31 +191,76 @@ class PcCodec:
             raise UnsupportedImageError(f"{self.name} codes 1..{MAX_IMAGES} images per stream, not {a.shape[0]}")
         return np.ascontiguousarray(a)
 
+    def encode(self, image: np.ndarray, quality: int | None, reconstruct: bool = False,
+               progress: Progress | None = None) -> Encoded:
+        """One HxWx1 image."""
+        flat = self.check_images(image)
+        if flat.shape[0] != 1:
+            raise UnsupportedImageError(f"{self.name}: expected one image")
+        return Encoded(tuple(self.encode_images(flat)), None, image if reconstruct else None)
+
+    def encode_set(self, images: np.ndarray, reconstruct: bool = False, progress: Progress | None = None,
+                   bits: np.ndarray | None = None) -> Encoded:
+        flat = self.check_images(images)
+        n = flat.shape[0]
+        done = [0]
+
+        def step(k: int) -> None:
+            done[0] += k
+            if progress is not None:
+                progress(done[0], n, f"{done[0]} of {n} images")
+
+        sections = self.encode_images(flat, step, bits)
+        return Encoded(tuple(sections), None, None, frames=n, frame_rate=(1, 1) if n > 1 else None)
+
     def encode_images(self, images: np.ndarray, progress: Callable[[int], None] | None = None,
                       bits: np.ndarray | None = None) -> list[bytes]:
-        """Sections of a stream; ``bits`` (length N) receives each image's share in bits."""
+        """The chunk sections of a stream; ``bits`` (length N) receives each image's share in bits."""
         flat = self.check_images(images)
-        sections = [_PARAMS.pack(flat.shape[0], CHUNK)]
+        sections = []
         for i in range(0, flat.shape[0], CHUNK):
             sections.append(encode_chunk(self.model, flat[i:i + CHUNK], None if bits is None else bits[i:i + CHUNK]))
             if progress:
                 progress(min(CHUNK, flat.shape[0] - i))
         return sections
 
-    def decode_images(self, sections: tuple[bytes, ...], width: int, height: int,
-                      progress: Callable[[int], None] | None = None) -> np.ndarray:
-        """(N, H, W, 1) uint8."""
-        if (height, width) != self.shape:
-            raise CorruptStreamError(f"stream declares {width}x{height}; {self.name} codes {self.shape[1]}x{self.shape[0]}")
+    def decode(self, sections: tuple[bytes, ...], info: StreamInfo) -> np.ndarray:
+        """HxWx1 for one image, NxHxWx1 for a set."""
+        if info.channels != 1:
+            raise CorruptStreamError(f"{self.name} stream declares {info.channels} channels")
+        if info.version == 1:
+            count, chunks = self._v1_layout(sections, info)
+        else:
+            count, chunks = info.frames, sections
+        images = self.decode_images(chunks, info.width, info.height, count)
+        return images[0] if info.frames == 1 and count == 1 else images
+
+    def _v1_layout(self, sections: tuple[bytes, ...], info: StreamInfo) -> tuple[int, tuple[bytes, ...]]:
+        """Image count and chunk sections of a version 1 stream (first section: count, chunk)."""
         if not sections or len(sections[0]) != _PARAMS.size:
             raise CorruptStreamError(f"{self.name} stream has no valid parameter section")
         count, chunk = _PARAMS.unpack(sections[0])
         if not 1 <= count <= MAX_IMAGES or chunk != CHUNK:
             raise CorruptStreamError(f"{self.name} stream declares {count} images in chunks of {chunk}")
-        if len(sections) != 1 + -(-count // chunk):
+        # the pixels-per-byte bound of the registry, applied to the count this layout hides
+        # from the container (real sets code at about 6 pixels per byte)
+        size = sum(map(len, sections))
+        if count * info.width * info.height > max(1 << 18, 64 * size):
+            raise CorruptStreamError(f"{self.name} stream declares {count} images in only {size} bytes")
+        return count, sections[1:]
+
+    def decode_images(self, sections: tuple[bytes, ...], width: int, height: int, count: int,
+                      progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """(N, H, W, 1) uint8 from the chunk sections of ``count`` images."""
+        if (height, width) != self.shape:
+            raise CorruptStreamError(f"stream declares {width}x{height}; {self.name} codes {self.shape[1]}x{self.shape[0]}")
+        if not 1 <= count <= MAX_IMAGES:
+            raise CorruptStreamError(f"{self.name} stream declares {count} images")
+        chunk = CHUNK
+        if len(sections) != -(-count // chunk):
             raise CorruptStreamError(f"{self.name} stream has {len(sections)} sections for {count} images")
         out = np.empty((count, height * width), dtype=np.uint8)
-        for j, data in enumerate(sections[1:]):
+        for j, data in enumerate(sections):
             n = min(chunk, count - j * chunk)
             try:
                 out[j * chunk:j * chunk + n] = decode_chunk(self.model, data, n)
@@ -238,10 +285,13 @@ class PcFactory:
     def for_encoding(self) -> PcCodec:
         return self._load(None)
 
-    def for_stream(self, model_id: int, short_hash: bytes) -> PcCodec:
-        if model_id not in MODEL_IDS.values():
-            raise CodecError(f"stream uses {self.name} model id {model_id}, unknown to this lcodec")
-        return self._load(short_hash)
+    def for_stream(self, info: StreamInfo) -> PcCodec:
+        if info.model_id not in MODEL_IDS.values():
+            raise CodecError(f"stream uses {self.name} model id {info.model_id}, unknown to this lcodec")
+        return self._load(info.weights_hash)
+
+    def cache_key(self) -> str:
+        return pick_weights(installed_weights(self.name), None, self.name).sha256[:16]
 
 
 def load_mnist() -> PcFactory:

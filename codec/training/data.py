@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".ppm", ".webp", ".tif", ".tiff"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".ppm", ".pgm", ".webp", ".tif", ".tiff"}
 VALIDATION_MODULUS = 10  # one image in ten is held out
 
 

@@ -1,4 +1,5 @@
-"""Every conformance stream must decode to exactly the recorded pixels."""
+"""Every conformance stream, of every container version, must decode to exactly the
+recorded pixels; the current version's streams must also be what the encoder writes today."""
 
 import hashlib
 import json
@@ -9,22 +10,33 @@ import pytest
 import codec
 
 HERE = Path(__file__).resolve().parents[2] / "bitstreams" / "conformance"
-MANIFEST = json.loads((HERE / "manifest.json").read_text())
+VERSIONS = {v: json.loads((HERE / v / "manifest.json").read_text()) for v in ("v1", "v2")}
+MANIFEST = VERSIONS["v2"]  # the current version: re-encoded below
+EVERY = sorted((v, name) for v, m in VERSIONS.items() for name in m)
 
 
-def test_every_shipped_codec_has_streams():
+@pytest.mark.parametrize("version", sorted(VERSIONS))
+def test_every_shipped_codec_has_streams(version):
+    manifest = VERSIONS[version]
     for spec in codec.codecs():
-        entries = [m for m in MANIFEST.values() if m["codec"] == spec.name]
-        if spec.kind == "lossless":  # no quality levels: one image and a set
+        entries = [m for m in manifest.values() if m["codec"] == spec.name]
+        if not spec.qualities:  # no quality levels: one image and a set
             assert {tuple(m["shape"])[:-3] for m in entries} >= {(), (299,)}, spec.name
         else:
             assert len({m["quality"] for m in entries}) >= 2, spec.name
 
 
-@pytest.mark.parametrize("name", sorted(MANIFEST))
-def test_conformance_stream_decodes_exactly(name):
-    entry = MANIFEST[name]
-    data = (HERE / entry["stream"]).read_bytes()
+def test_streams_are_of_their_version():
+    for version, manifest in VERSIONS.items():
+        for entry in manifest.values():
+            data = (HERE / version / entry["stream"]).read_bytes()
+            assert codec.info(data)["format_version"] == int(version[1:])
+
+
+@pytest.mark.parametrize("version,name", EVERY)
+def test_conformance_stream_decodes_exactly(version, name):
+    entry = VERSIONS[version][name]
+    data = (HERE / version / entry["stream"]).read_bytes()
     assert hashlib.sha256(data).hexdigest() == entry["stream_sha256"]
     pixels = codec.decompress(data)
     assert list(pixels.shape) == entry["shape"]
@@ -32,7 +44,7 @@ def test_conformance_stream_decodes_exactly(name):
 
 
 @pytest.mark.parametrize("name", sorted(MANIFEST))
-def test_encoder_still_writes_the_same_stream(name):
+def test_encoder_still_writes_the_same_stream(name, shared_data):
     """The encoder is deterministic too: re-encoding the source gives the same bytes."""
     import sys
 
@@ -40,7 +52,6 @@ def test_encoder_still_writes_the_same_stream(name):
     from make import encode_case
 
     entry = MANIFEST[name]
-    data_dir = HERE.parents[2] / "shared" / "data"
-    assert data_dir.is_dir(), "the conformance sources are crops of ../shared/data"
+    data_dir = shared_data("kodak").parent  # the sources are crops of ../shared/data
     data = encode_case(entry["source"], entry["codec"], entry["quality"], entry.get("options", {}), data_dir)
     assert hashlib.sha256(data).hexdigest() == entry["stream_sha256"]

@@ -176,13 +176,13 @@ def test_eval_rejects_unknown_names(tmp_path, sample_path):
     one_line_error(run("eval", tmp_path / "missing*.png", "-o", tmp_path))
 
 
-MNIST_TEST = Path(__file__).resolve().parents[3] / "shared" / "data" / "mnist" / "t10k-images-idx3-ubyte.gz"
+MNIST_TEST = "mnist/t10k-images-idx3-ubyte.gz"
 
 
-def test_lossless_digit_and_idx_set_round_trip(tmp_path):
+def test_lossless_digit_and_idx_set_round_trip(tmp_path, shared_data):
     from codec.imageio import decode_idx, encode_idx
 
-    digits = decode_idx(MNIST_TEST.read_bytes())[:20]
+    digits = decode_idx(shared_data(MNIST_TEST).read_bytes())[:20]
     Image.fromarray(digits[0]).save(tmp_path / "d.png")
     r = run("compress", tmp_path / "d.png", "--codec", "pc-mnist", "-o", tmp_path / "d.lcd", "-v")
     assert r.returncode == 0, r.stderr
@@ -202,8 +202,8 @@ def test_lossless_digit_and_idx_set_round_trip(tmp_path):
     assert not (tmp_path / "x.lcd").exists()
 
 
-def test_eval_lossless_reports_bits_per_dimension(tmp_path):
-    r = run("eval", "--lossless", MNIST_TEST, "--codec", "pc-mnist", "--baseline", "png,xz", "--limit", "30",
+def test_eval_lossless_reports_bits_per_dimension(tmp_path, shared_data):
+    r = run("eval", "--lossless", shared_data(MNIST_TEST), "--codec", "pc-mnist", "--baseline", "png,xz", "--limit", "30",
             "--single-files", "2", "-o", tmp_path)
     assert r.returncode == 0, r.stderr
     report = json.loads((tmp_path / "t10k-images-idx3-ubyte.json").read_text())

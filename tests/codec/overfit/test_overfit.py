@@ -14,7 +14,7 @@ from codec.overfit.model import Arm, Synthesis, Upsampler
 from codec.overfit.runtime import (ARM_SHAPES, CONTEXT, SYNTHESIS_SHAPES, WAVE, FixedPointArm, grid_shapes,
                                    macs_per_pixel, synthesize, upsample)
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 LATENT_DIGEST = "51475d65f6bf9cb7"
 WEIGHT_DIGEST = "e2715757e3fea44e"
 

@@ -10,7 +10,7 @@ import pytest
 import codec
 from codec.metrics import psnr
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def impl():
 @pytest.mark.parametrize("quality", [1, 3, 6])
 def test_kodak_crops_round_trip_exactly(kodak_crops, impl, quality):
     for img in kodak_crops:
-        sections, recon = impl.encode(img, quality, reconstruct=True)
+        sections, recon = impl.encode_rgb(img, quality, reconstruct=True)
         data = codec.compress(img, quality=quality)
         out = codec.decompress(data)
         assert out.shape == img.shape and out.dtype == np.uint8

@@ -10,7 +10,7 @@ from codec.pc.coding import _PathState, decode_chunk, encode_chunk, naive_condit
 from codec.pc.model import chow_liu_tree, mutual_information
 from codec.pc.train import read_idx_images, train_hclt
 
-MNIST = Path(__file__).resolve().parents[3] / "shared" / "data" / "mnist"
+MNIST = Path(__file__).resolve().parents[4] / "shared" / "data" / "mnist"
 
 
 @pytest.fixture(scope="module")
@@ -102,14 +102,11 @@ def test_lossless_round_trip_and_rate(model, digits):
 
 
 # -- the registered codecs, with the shipped weights ---------------------------------------
-FASHION = MNIST.parent / "fashion-mnist"
-
-
-@pytest.mark.parametrize("name,folder", [("pc-mnist", MNIST), ("pc-fashion-mnist", FASHION)])
-def test_shipped_codec_round_trips_test_images(name, folder):
+@pytest.mark.parametrize("name,folder", [("pc-mnist", "mnist"), ("pc-fashion-mnist", "fashion-mnist")])
+def test_shipped_codec_round_trips_test_images(name, folder, shared_data):
     import codec
 
-    images = read_idx_images(folder / "t10k-images-idx3-ubyte.gz")[:40]
+    images = read_idx_images(shared_data(f"{folder}/t10k-images-idx3-ubyte.gz"))[:40]
     one = codec.compress(images[0], codec=name)
     assert np.array_equal(codec.decompress(one), images[0][:, :, None])
     enc = codec.compress_image_set(images, codec=name, verify=True)
@@ -131,11 +128,12 @@ def test_shipped_codec_refuses_other_shapes_and_qualities():
         codec.compress(np.zeros((28, 28), np.uint8), codec="pc-mnist", quality=3)
 
 
-def test_shipped_codec_refuses_corrupt_streams():
+def test_shipped_codec_refuses_corrupt_streams(shared_data):
     import codec
     from codec.fuzzing import reseal, set_field
 
-    data = codec.compress_image_set(read_idx_images(MNIST / "t10k-images-idx3-ubyte.gz")[:3], codec="pc-mnist").data
+    data = codec.compress_image_set(read_idx_images(shared_data("mnist/t10k-images-idx3-ubyte.gz"))[:3],
+                                    codec="pc-mnist").data
     for bad in (data[:-5], reseal(set_field(data, "width", 27)), reseal(set_field(data, "quality", 2)),
                 reseal(data[:40] + bytes([data[40] ^ 0xFF]) + data[41:])):
         with pytest.raises(codec.CodecError):
