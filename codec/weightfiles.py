@@ -106,13 +106,15 @@ def installed_weights(package_dir: Path, pattern: str) -> list[InstalledWeights]
 
 
 def pick_weights(found: list[InstalledWeights], short_hash: bytes | None, what: str) -> InstalledWeights:
-    """The weights a stream names (by short hash), or for encoding the most trained ones."""
+    """The weights a stream names (by a prefix of their SHA-256: 4 bytes in format version 2
+    streams, 8 in version 1), or for encoding the most trained ones."""
     if not found:
         raise WeightsError(f"no {what} weights installed (set LCODEC_WEIGHTS to a folder that has them)")
     if short_hash is None:
         return max(found, key=lambda w: (int(w.manifest.get("steps", 0)), w.sha256))
+    prefix = short_hash.hex()
     for w in found:
-        if w.short_hash == short_hash:
+        if prefix and w.sha256.lower().startswith(prefix):
             return w
     raise WeightsError(f"stream needs {what} weights {short_hash.hex()}, which are not installed "
                        "(set LCODEC_WEIGHTS to a folder that has them)")
