@@ -28,6 +28,7 @@ import numpy as np
 
 import entropy
 
+from ..container import CODEC_IDS, Header, container_overhead
 from ..errors import CodecError, CorruptStreamError, UnsupportedImageError
 from .runtime import (ARM_SHAPES, CONTEXT, MEAN_STEPS, SCALE_LEVELS, SCALE_MAX, SCALE_MIN, SYNTHESIS_SHAPES,
                       WAVE, FixedPointArm, grid_shapes, synthesize)
@@ -44,7 +45,6 @@ _PARAMS = struct.Struct("<BI")
 TARGET_TRIALS = 6
 #: the largest image this codec takes (fitting memory grows with the image; 4096x4096)
 MAX_PIXELS = 1 << 24
-HEADER_OVERHEAD = 35  # container header and CRC, for the target-rate search
 
 
 def _latent_tables() -> entropy.TableSet:
@@ -225,10 +225,14 @@ class OverfitCodec:
         lo, hi = math.log(1e-4), math.log(0.2)
         best = None
         per_trial = None if time_budget is None else time_budget / TARGET_TRIALS
+        # the header a target-rate stream gets (quality 0; the channel count does not change its size)
+        header = Header(codec_id=CODEC_IDS[self.name], model_id=MODEL_ID, weights_hash=self.weights_hash,
+                        width=image.shape[1], height=image.shape[0], channels=3, quality=0)
         for _ in range(TARGET_TRIALS):
             lam = math.exp(0.5 * (lo + hi))
             sections, recon = self._encode_once(image, lam, n, per_trial, reconstruct, preset, True, progress)
-            bpp = 8.0 * (sum(map(len, sections)) + HEADER_OVERHEAD + 4 * len(sections)) / (image.shape[0] * image.shape[1])
+            bpp = 8.0 * (sum(map(len, sections)) + container_overhead(header, list(map(len, sections)))) / (
+                image.shape[0] * image.shape[1])
             if bpp <= target_bpp:
                 best = (sections, recon)
                 lo = math.log(lam)
