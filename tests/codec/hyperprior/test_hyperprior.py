@@ -199,13 +199,12 @@ def test_tampered_weights_are_refused(tmp_path, impl):
 
 
 def test_stream_naming_missing_weights_is_refused(kodak_crops):
-    data = bytearray(codec.compress(kodak_crops[0][:32, :32], quality=1))
-    data[9:17] = b"\xaa" * 8  # weights_hash field
-    import zlib
+    from codec.fuzzing import reseal, set_field
 
-    data[-4:] = zlib.crc32(bytes(data[:-4])).to_bytes(4, "little")
+    data = codec.compress(kodak_crops[0][:32, :32], quality=1)
+    data = reseal(set_field(data, "weights_hash", b"\xaa" * 4))
     with pytest.raises(codec.WeightsError, match="not installed"):
-        codec.decompress(bytes(data))
+        codec.decompress(data)
 
 
 # -- integer hyper-synthesis ---------------------------------------------------------------
