@@ -95,10 +95,10 @@ def make_seeds(which: str = "all") -> list[bytes]:
 
     seeds: list[bytes] = []
     if which in ("all", "others"):
-        conf = ROOT / "bitstreams" / "conformance"
-        for name, entry in json.loads((conf / "manifest.json").read_text()).items():
-            if entry["codec"] != "hyperprior" and not name.endswith("-set"):  # sets: same decoder, 300x slower
-                seeds.append((conf / entry["stream"]).read_bytes())
+        for conf in sorted((ROOT / "bitstreams" / "conformance").glob("v*")):  # every container version
+            for name, entry in json.loads((conf / "manifest.json").read_text()).items():
+                if entry["codec"] != "hyperprior" and not name.endswith("-set"):  # sets: same decoder, 300x slower
+                    seeds.append((conf / entry["stream"]).read_bytes())
     if which == "others":
         return seeds
     a = read_image(KODAK / "kodim03.png")

@@ -18,7 +18,7 @@ def test_generic_layers_name_no_codec() -> None:
     found = []
     for path in GENERIC:
         for i, line in enumerate(path.read_text().splitlines(), 1):
-            if pattern.search(line) or re.search(r"\bkind\s*[!=]=", line):
+            if pattern.search(line) or re.search(r"\.kind\s*[!=]=", line):
                 found.append(f"{path.relative_to(ROOT)}:{i}: {line.strip()}")
     assert not found, "codec knowledge outside the codec packages:\n" + "\n".join(found)
 

@@ -39,7 +39,7 @@ CASES = [
     ("pc-mnist-set", "mnist/t10k-images-idx3-ubyte.gz[1:300]", "pc-mnist", None, {}),
     ("pc-fashion-mnist-one", "fashion-mnist/t10k-images-idx3-ubyte.gz[0:1]", "pc-fashion-mnist", None, {}),
     ("pc-fashion-mnist-set", "fashion-mnist/t10k-images-idx3-ubyte.gz[1:300]", "pc-fashion-mnist", None, {}),
-    ("overfit-target-rate", "kodim23.png[100:132, 200:248]", "overfit", None, {"iterations": 30, "target_bpp": 3.0}),
+    ("overfit-target-rate", "kodim23.png[100:164, 200:296]", "overfit", None, {"iterations": 30, "target_bpp": 4.0}),
     ("overfit-q2-rgb", "kodim23.png[100:132, 200:248]", "overfit", 2, {"iterations": 40}),
     ("overfit-q5-odd", "kodim15.png[50:71, 90:123]", "overfit", 5, {"iterations": 40}),
 ]

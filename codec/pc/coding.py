@@ -197,7 +197,7 @@ class PcCodec:
         flat = self.check_images(image)
         if flat.shape[0] != 1:
             raise UnsupportedImageError(f"{self.name}: expected one image")
-        return Encoded(tuple(self.encode_images(flat)), None, image if reconstruct else None)
+        return Encoded(tuple(self.encode_images(image)), None, image if reconstruct else None)
 
     def encode_set(self, images: np.ndarray, reconstruct: bool = False, progress: Progress | None = None,
                    bits: np.ndarray | None = None) -> Encoded:
@@ -210,7 +210,7 @@ class PcCodec:
             if progress is not None:
                 progress(done[0], n, f"{done[0]} of {n} images")
 
-        sections = self.encode_images(flat, step, bits)
+        sections = self.encode_images(images, step, bits)
         return Encoded(tuple(sections), None, None, frames=n, frame_rate=(1, 1) if n > 1 else None)
 
     def encode_images(self, images: np.ndarray, progress: Callable[[int], None] | None = None,

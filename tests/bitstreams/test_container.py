@@ -14,7 +14,7 @@ from codec.errors import CorruptStreamError
 from codec.fuzzing import reseal, set_field
 
 FORMAT_MD = Path(__file__).resolve().parents[2] / "bitstreams" / "FORMAT.md"
-CONFORMANCE = FORMAT_MD.parent / "conformance"
+CONFORMANCE = FORMAT_MD.parent / "conformance" / "v1"
 
 
 def header(**kw):

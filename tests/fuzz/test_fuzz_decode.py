@@ -22,8 +22,9 @@ CONFORMANCE = Path(__file__).resolve().parents[2] / "bitstreams" / "conformance"
 def seeds(kodak_crops):
     own = [codec.compress(kodak_crops[0][:40, :56], quality=q) for q in (1, 6)] + [
         codec.compress(kodak_crops[1][:9, :13].mean(axis=2).astype(np.uint8), quality=3)]
-    others = ["pc-mnist-one", "pc-fashion-mnist-one", "overfit-q2-rgb"]  # the other decoders
-    return own + [(CONFORMANCE / f"{name}.lcd").read_bytes() for name in others]
+    others = ["pc-mnist-one", "pc-fashion-mnist-one", "overfit-q2-rgb"]
+    # the other decoders, in the current container version and in version 1
+    return own + [(CONFORMANCE / v / f"{name}.lcd").read_bytes() for v in ("v2", "v1") for name in others]
 
 
 def test_mutated_streams_end_in_codec_error_or_an_image(seeds):

@@ -134,7 +134,7 @@ def test_shipped_codec_refuses_corrupt_streams(shared_data):
 
     data = codec.compress_image_set(read_idx_images(shared_data("mnist/t10k-images-idx3-ubyte.gz"))[:3],
                                     codec="pc-mnist").data
-    for bad in (data[:-5], reseal(set_field(data, "width", 27)), reseal(set_field(data, "quality", 2)),
+    for bad in (data[:-5], reseal(set_field(data, "width", 27)), reseal(set_field(data, "frames", 5)),
                 reseal(data[:40] + bytes([data[40] ^ 0xFF]) + data[41:])):
         with pytest.raises(codec.CodecError):
             codec.decompress(bad)
