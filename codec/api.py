@@ -35,7 +35,8 @@ class EncodedImage:
 
 
 def compress(image: str | os.PathLike[str] | bytes | np.ndarray, codec: str | None = None,
-             quality: int | None = None, verify: bool = False, **options: object) -> bytes:
+             quality: int | None = None, verify: bool = False, progress: Progress | None = None,
+             **options: object) -> bytes:
     """Compress an image to lcodec bytes.
 
     ``image`` is a path, the bytes of an image file, an HxWx3 uint8 array (RGB) or an HxW
@@ -51,7 +52,7 @@ def compress(image: str | os.PathLike[str] | bytes | np.ndarray, codec: str | No
     >>> codec.decompress(data).shape
     (16, 16, 3)
     """
-    return compress_image(image, codec, quality, verify, **options).data
+    return compress_image(image, codec, quality, verify, progress, **options).data
 
 
 def _check_quality(spec: CodecSpec, quality: object) -> int | None:

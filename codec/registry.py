@@ -117,8 +117,9 @@ def resolve_variant(name: str) -> tuple[CodecSpec, dict[str, object]]:
     for spec in _BY_NAME.values():
         if name in spec.variants:
             return spec, dict(spec.variants[name])
-    get_codec(name)  # raises with the list of names
-    raise AssertionError
+    variants = ", ".join(v for s in codecs() for v in s.variants) or "none"
+    raise CodecError(f"unknown codec {name!r} (codecs: {', '.join(s.name for s in codecs())}; "
+                     f"variants: {variants})")
 
 
 def all_options() -> dict[str, EncoderOption]:

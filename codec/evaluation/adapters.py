@@ -97,8 +97,7 @@ def _lcodec(name: str, options: dict[str, object], verify: bool) -> Callable[[np
         # exactly the encoder's reconstruction, and to the same pixels whatever the torch and
         # BLAS thread counts, or the measurement fails. Its decode time is the fastest of
         # those three decodes (the fits of other workers share the machine).
-        coded = _timed(lambda: api.compress(img, codec=name, quality=int(q), verify=verify, **options),
-                       api.decompress)
+        coded = _timed(lambda: api.compress(img, name, int(q), verify, None, **options), api.decompress)
         if verify:
             import dataclasses
 
@@ -246,12 +245,13 @@ def lcodec_adapter(name: str) -> Adapter:
     """Our codec ``name``, or one of a codec's named variants (an option set it declares)."""
     from ..registry import resolve_variant
 
-    spec, options = resolve_variant(name)
+    spec, found = resolve_variant(name)
+    options: dict[str, object] = dict(found)
     if spec.lossless or spec.video:
         raise CodecError(f"{name} is not a lossy image codec; lossy image evaluation does not apply")
     if not options and spec.variants:  # a codec with variants is measured as its first one
-        name, options = next(iter(spec.variants.items()))
-        options = dict(options)
+        name, first = next(iter(spec.variants.items()))
+        options = dict(first)
     qualities = tuple(float(q) for q in spec.qualities)
     summary = spec.summary + "".join(f", {k} {v}" for k, v in options.items())
     version = _lcodec_version(spec.load()) + "".join(f"-{v}" for v in options.values())
