@@ -1,4 +1,10 @@
-"""Mutations of valid streams, for the decoder fuzz harness (tests/fuzz, benchmarks/fuzz_decode.py).
+"""Mutations of valid streams: a public helper for anyone fuzzing an lcodec decoder.
+
+It is part of the shipped package on purpose: lcodec's own harness uses it
+(tests/fuzz, benchmarks/fuzz_decode.py), and so can a program that embeds lcodec and wants
+to check that hostile streams end in :class:`codec.CodecError`. Its functions are
+``reseal`` (recompute the CRC), ``set_field`` (change one header field, in the stream's own
+format version) and ``mutate`` (one random hostile edit); none of them is used by coding.
 
 Plain bit flips, truncations and extensions are caught by the CRC; to reach the deeper
 layers the harness also edits header fields and section bytes and then re-seals the CRC,
