@@ -51,6 +51,8 @@ class EncoderOption:
         """``value`` converted to the option's type, or a ValueError saying what is wrong."""
         if self.type is float and isinstance(value, (int, float)) and not isinstance(value, bool):
             value = float(value)
+        elif self.type is str and isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)  # "fast|slow|N" options take a count as a number too
         elif self.type is int and isinstance(value, bool):
             raise ValueError(f"{self.name} must be an integer, not {value!r}")
         if not isinstance(value, self.type):

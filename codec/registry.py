@@ -35,6 +35,8 @@ class CodecSpec:
     #: named option sets that ``lcodec eval`` measures as codecs of their own
     #: (``{"overfit-medium": {"preset": "medium"}}``)
     variants: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
+    #: the variant ``lcodec eval`` measures when the codec is named plainly (None: the codec as is)
+    default_variant: str | None = None
     #: command lines for ``lcodec compress --help``
     examples: tuple[str, ...] = ()
     #: "module:attr" of ``train(request: TrainRequest, log, **train_options)``; None: not trainable
@@ -68,6 +70,8 @@ _BY_ID: dict[int, CodecSpec] = {}
 
 
 def register_codec(spec: CodecSpec) -> None:
+    if spec.default_variant is not None and spec.default_variant not in spec.variants:
+        raise ValueError(f"codec {spec.name!r}: default variant {spec.default_variant!r} is not one of its variants")
     if spec.qualities and spec.default_quality not in spec.qualities:
         raise ValueError(f"codec {spec.name!r}: default quality {spec.default_quality} is not one of its qualities")
     clash = set(spec.variants) & (set(_BY_NAME) | {spec.name})
@@ -142,7 +146,14 @@ register_codec(CodecSpec(
     # real streams stay below 200 pixels per byte: a flat white 4096x4096 image at the lowest
     # quality is 99; the default bound of 4096 leaves room
     summary="mean-scale hyperprior (Minnen et al. 2018), 6 qualities from one gain-modulated model",
-    examples=("lcodec compress kodim01.png -o k.lcd -q 6    # highest quality",),
+    options=(
+        EncoderOption("refine", str, "encode-time latent refinement with stochastic Gumbel annealing "
+                      "(Yang et al. 2020): fast (100 iterations), slow (600) or an iteration count; "
+                      "slower encoding, the same decoder", metavar="fast|slow|N"),
+    ),
+    variants={"hyperprior-refine-fast": {"refine": "fast"}, "hyperprior-refine-slow": {"refine": "slow"}},
+    examples=("lcodec compress kodim01.png -o k.lcd -q 6    # highest quality",
+              "lcodec compress kodim01.png -o k.lcd --refine slow   # smaller file, minutes to encode"),
     trainer="codec.hyperprior.train:train_codec",
     train_options=(
         EncoderOption("synthesis_width", int, "widen the synthesis transform of the starting weights to this "
@@ -188,6 +199,7 @@ register_codec(CodecSpec(
     ),
     variants={"overfit-fast": {"preset": "fast"}, "overfit-medium": {"preset": "medium"},
               "overfit-slow": {"preset": "slow"}},
+    default_variant="overfit-fast",
     examples=("lcodec compress photo.png --codec overfit --preset medium   # fits a model to this image",
               "lcodec compress photo.png --codec overfit --target-bpp 0.5"),
     fitted=True,

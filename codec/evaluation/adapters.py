@@ -249,9 +249,9 @@ def lcodec_adapter(name: str) -> Adapter:
     options: dict[str, object] = dict(found)
     if spec.lossless or spec.video:
         raise CodecError(f"{name} is not a lossy image codec; lossy image evaluation does not apply")
-    if not options and spec.variants:  # a codec with variants is measured as its first one
-        name, first = next(iter(spec.variants.items()))
-        options = dict(first)
+    if name == spec.name and spec.default_variant:  # named plainly: its default variant
+        name = spec.default_variant
+        options = dict(spec.variants[name])
     qualities = tuple(float(q) for q in spec.qualities)
     summary = spec.summary + "".join(f", {k} {v}" for k, v in options.items())
     version = _lcodec_version(spec.load()) + "".join(f"-{v}" for v in options.values())

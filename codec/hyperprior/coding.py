@@ -25,6 +25,7 @@ import entropy
 from ..channels import from_rgb, to_rgb
 from ..determinism import fixed_threads
 from ..interfaces import Encoded, Progress, StreamInfo
+from ..refine import RefineProblem, parse_refine, refine
 from ..errors import CodecError, CorruptStreamError
 from .model import MeanScaleHyperprior
 from ..weightfiles import InstalledWeights, pick_weights
@@ -48,6 +49,8 @@ class HyperpriorCodec:
 
     def __init__(self, model: MeanScaleHyperprior, tables: CodingTables, weights: InstalledWeights | None):
         self.model = model.eval()
+        for p in self.model.parameters():  # coding never trains; refinement differentiates the latent only
+            p.requires_grad_(False)
         self.tables = tables
         self.weights = weights
         self.model_id = MODEL_IDS["hyperprior-lite"]
@@ -134,11 +137,13 @@ class HyperpriorCodec:
 
     # -- encoder ---------------------------------------------------------------------------
     def encode(self, image: np.ndarray, quality: int | None, reconstruct: bool = False,
-               progress: Progress | None = None) -> Encoded:
-        """The :class:`~codec.interfaces.ImageCodec` encoder: grayscale is coded as RGB."""
+               progress: Progress | None = None, refine: str | None = None) -> Encoded:
+        """The :class:`~codec.interfaces.ImageCodec` encoder: grayscale is coded as RGB.
+        ``refine``: encode-time latent refinement (:mod:`codec.refine`), ``fast``, ``slow``
+        or an iteration count."""
         if quality is None:
             raise CodecError("the hyperprior needs a quality")
-        sections, recon = self.encode_rgb(to_rgb(image), quality, reconstruct)
+        sections, recon = self.encode_rgb(to_rgb(image), quality, reconstruct, parse_refine(refine), progress)
         if recon is not None:
             recon = from_rgb(recon, image.shape[2])
         return Encoded(tuple(sections), quality, recon)
@@ -149,8 +154,8 @@ class HyperpriorCodec:
         return from_rgb(self.decode_rgb(sections, info.width, info.height, info.quality), info.channels)
 
     @torch.no_grad()
-    def encode_rgb(self, image: np.ndarray, quality: int, reconstruct: bool = False
-                   ) -> tuple[list[bytes], np.ndarray | None]:
+    def encode_rgb(self, image: np.ndarray, quality: int, reconstruct: bool = False, refine_iterations: int = 0,
+                   progress: Progress | None = None) -> tuple[list[bytes], np.ndarray | None]:
         """``image``: HxWx3 uint8. Returns the sections and, when asked, the reconstruction
         the decoder must reproduce (computed from the encoder's own symbols and means).
 
@@ -172,17 +177,39 @@ class HyperpriorCodec:
                 y0[:, :, a0:a1, b0:b1] = lat[:, :, a0 - p0 // s:a1 - p0 // s, b0 - q0 // s:b1 - q0 // s]
         z_sym = _to_int32(self.model.h_a(y0) * hgain)
         sections = [grid.params(), entropy.encode(z_sym, self._z_table_ids(z_sym.shape), self.tables.z)]
+        y = y0 * gain
+        if refine_iterations:
+            y = self._refined(y, x, z_sym, grid, quality, h, w, refine_iterations, progress)
         coded: dict[tuple[int, int], tuple[np.ndarray, torch.Tensor]] = {}
         for r in range(grid.rows):
             for c in range(grid.cols):
                 mu, ids = self._tile_parameters(z_sym, grid, r, c, quality)
                 a0, a1, b0, b1 = grid.y_box(r, c)
-                y_sym = _to_int32(y0[:, :, a0:a1, b0:b1] * gain - mu)
+                y_sym = _to_int32(y[:, :, a0:a1, b0:b1] - mu)
                 sections.append(entropy.encode(y_sym, ids, self.tables.y))
                 if reconstruct:
                     coded[r, c] = (y_sym, mu)
         recon = self._synthesize(grid, lambda r, c: coded[r, c], quality, h, w) if reconstruct else None
         return sections, recon
+
+    def _refined(self, y: torch.Tensor, x: torch.Tensor, z_sym: np.ndarray, grid: "TileGrid", quality: int,
+                 height: int, width: int, iterations: int, progress: Progress | None) -> torch.Tensor:
+        """The gained latent after encode-time refinement against this image (one tile)."""
+        if grid.rows * grid.cols != 1:
+            raise CodecError(f"refinement codes images of at most {TILE * 16}x{TILE * 16} pixels (one tile), "
+                             f"not {width}x{height}")
+        mu, ids = self._tile_parameters(z_sym, grid, 0, 0, quality)
+        _, inv_gain, _, _ = self._gains(quality)
+        scale = torch.from_numpy(self.tables.scales.astype(np.float32)[ids])
+        target = x[:, :, :height, :width].float() / 255.0
+
+        def synthesize(latent: torch.Tensor) -> torch.Tensor:
+            return self.model.g_s(latent * inv_gain)[:, :, :height, :width].clamp(0.0, 1.0)
+
+        problem = RefineProblem(latent=y, mean=mu, scale=scale, synthesize=synthesize, target=target,
+                                lam=float(self.model.config.lambdas[quality - 1]))
+        with torch.enable_grad():
+            return refine(problem, iterations, progress=progress)
 
     # -- decoder ---------------------------------------------------------------------------
     @torch.no_grad()
