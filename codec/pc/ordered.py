@@ -31,11 +31,11 @@ def dot(a: np.ndarray, m: np.ndarray) -> np.ndarray:
     ``((a[:, 0] * m[0] + a[:, 1] * m[1]) + a[:, 2] * m[2]) + ...``, in order of ``k``, every
     product and every sum rounded once."""
     k, n = m.shape
-    if k * n <= 4096:  # small tables: all products in one operation, then the sums in order
-        prods = a[:, :, None] * m
-        out = prods[:, 0].copy()
+    if n <= 64:  # narrow tables: all products in one operation, then the sums in order
+        prods = np.ascontiguousarray(a.T)[:, :, None] * m[:, None, :]  # (K, B, N)
+        out = prods[0]
         for i in range(1, k):
-            out += prods[:, i]
+            out += prods[i]
         return out
     out = a[:, :1] * m[0]
     tmp = np.empty_like(out)
