@@ -22,8 +22,9 @@ AVX-512), and torch's softmax, which loaded the weights, differs between CPU cap
 too. With them, the float64 conditionals of the conformance images differed in their last
 bits between OpenBLAS kernels; their integer rows agreed only because no value fell next to
 a quantisation step. A proof that the BLAS path always gives the exact rows is out of reach:
-a worst-case bound on its rounding (about 1e6 units in the last place after a 784-pixel
-image) straddles a quantisation step in a few percent of images, and no finite test covers
+a worst-case bound on its rounding grows to about 1e6 units in the last place over a
+784-pixel image, wide enough that (estimating from the rows' sizes) a few percent of images
+would have a row with a value that close to a quantisation step, and no finite test covers
 every image. So every message here is computed by element-wise float64 operations in an
 order the program fixes (:mod:`codec.pc.ordered`: products and sums each rounded once, no
 BLAS, no fused multiply-add), from weights loaded the same way (:func:`codec.pc.weights.dequantise_log`);
