@@ -13,6 +13,8 @@ import math
 
 import numpy as np
 
+from ..fixedpoint import FixedPointStack, Linear, ReLU, to_fixed
+
 LEVELS = 7
 #: causal neighbourhood (row, column offsets) the ARM sees; previous rows reach one column to
 #: the right, so values on the anti-diagonal ``c + 2r = t`` only depend on earlier ``t``
@@ -122,10 +124,11 @@ class FixedPointArm:
     """The ARM in integer arithmetic: weights ``round(w * 2^FRAC)``, activations in units of
     ``2^-FRAC``, products shifted back with floor division. Exact on every machine.
 
-    Every quantity is an integer of bounded size (inputs clipped to ``±INPUT_LIMIT``, weights
-    at most ``WEIGHT_LIMIT``, hidden activations clipped to ``ACTIVATION_LIMIT``), so every
-    product and partial sum stays below 2^53. The matrix products therefore run as float64
-    BLAS calls and give the same integers in any summation order, on any thread count.
+    A :class:`codec.fixedpoint.FixedPointStack` of three linear layers: inputs clipped to
+    ``±INPUT_LIMIT``, weights at most ``WEIGHT_LIMIT``, hidden activations clipped to
+    ``0 .. ACTIVATION_LIMIT`` after each ReLU, so every product and partial sum stays below
+    2^53 (the stack proves it when built). The matrix products therefore run as float64 BLAS
+    calls and give the same integers in any summation order, on any thread count.
 
     Outputs, per context row: ``base = floor(mean)`` and the table id
     ``scale_index * MEAN_STEPS + floor(frac(mean) * MEAN_STEPS)``.
@@ -142,9 +145,15 @@ class FixedPointArm:
         if max(int(np.abs(a).max()) for a in arrays) > self.WEIGHT_LIMIT:
             raise ValueError(f"ARM weights must lie within ±{self.WEIGHT_LIMIT}")
         self._ints = arrays
-        w1, b1, w2, b2, w3, b3 = (a.astype(np.float64) for a in arrays)
-        self.w1T, self.w2T, self.w3T = (np.ascontiguousarray(w.T) for w in (w1, w2, w3))
-        self.b1, self.b2, self.b3 = b1, b2, b3
+        w1, b1, w2, b2, w3, b3 = arrays
+        hidden = (0, self.ACTIVATION_LIMIT)
+        # the inputs are integers, so the first layer's sums are in units of 2^-FRAC already;
+        # the next two shift their sums back by FRAC bits and add the bias after
+        self._stack = FixedPointStack([
+            Linear(weight=w1, bias=b1, activation=ReLU(), clip=hidden),
+            Linear(weight=w2, bias=b2, shift=self.FRAC, bias_after_shift=True, activation=ReLU(), clip=hidden),
+            Linear(weight=w3, bias=b3, shift=self.FRAC, bias_after_shift=True),
+        ], self.INPUT_LIMIT)
         one = 1 << self.FRAC
         step = (LOG_SCALE_MAX - LOG_SCALE_MIN) / (SCALE_LEVELS - 1)
         self.ls_min = int(round(LOG_SCALE_MIN * one))
@@ -153,31 +162,14 @@ class FixedPointArm:
     @classmethod
     def quantise(cls, params: list[np.ndarray]) -> list[np.ndarray]:
         """Float weights (ARM_SHAPES order) -> the integers a stream carries."""
-        one = float(1 << cls.FRAC)
-        return [np.clip(np.round(np.asarray(p, dtype=np.float64) * one), -cls.WEIGHT_LIMIT, cls.WEIGHT_LIMIT)
-                .astype(np.int64) for p in params]
+        return [to_fixed(p, cls.FRAC, cls.WEIGHT_LIMIT).astype(np.int64) for p in params]
 
     def arrays(self) -> list[np.ndarray]:
         return list(self._ints)
 
     def _outputs(self, ctx: np.ndarray) -> np.ndarray:
         """(n, 2) integer-valued float64: mean and log-scale in units of 2^-FRAC."""
-        inv = 1.0 / (1 << self.FRAC)  # a power of two: scaling and floor stay exact
-        top = float(self.ACTIVATION_LIMIT)
-        x = np.minimum(np.maximum(ctx, -self.INPUT_LIMIT), self.INPUT_LIMIT).astype(np.float64)
-        h = x @ self.w1T  # inputs are integers: units 2^-f already
-        h += self.b1
-        np.minimum(np.maximum(h, 0.0, out=h), top, out=h)
-        h = h @ self.w2T
-        h *= inv
-        np.floor(h, out=h)
-        h += self.b2
-        np.minimum(np.maximum(h, 0.0, out=h), top, out=h)
-        out = h @ self.w3T
-        out *= inv
-        np.floor(out, out=out)
-        out += self.b3
-        return out
+        return self._stack(ctx)
 
     def __call__(self, ctx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """ctx (n, len(CONTEXT)) integers -> (base int64, table id int64)."""

@@ -8,17 +8,33 @@ which in a circuit just means its leaf contributes 1 (Liu, Mandt & Van den Broec
 Sec. 4).
 
 Efficient scheme: observing a pixel changes only the messages on its path to the root, so
-each step recomputes the downward messages along one path and, after coding, the upward
-messages along the same path: O(depth * K^2) per pixel instead of a full pass over the
-circuit, for a whole batch of images at once. :func:`naive_conditionals` is the full-pass
-scheme, kept to measure the difference.
+each step needs the downward messages along one path and the upward messages into that path:
+O(depth * K^2) per pixel instead of a full pass over the circuit, for a whole batch of images
+at once. Two savings on top: a downward message into ``c`` depends only on evidence outside
+c's subtree, so the part of the path shared with the previous pixel's (whose subtrees hold
+that pixel) is reused; and upward messages are recomputed only when a later step reads them,
+so a run of pixels in one subtree updates its path to the root once, not once per pixel.
+:func:`naive_conditionals` is the full-pass scheme, kept to measure the difference.
 
-Determinism: every message is float64 numpy, computed with element-wise operations and
-small matrix products through BLAS pinned to one thread (:func:`fixed_blas_threads`);
-encoder and decoder run the same operations on the same chunk shapes, so their
-probabilities, and hence the integer tables from :func:`entropy.pmf_rows_to_freqs`, agree
-bit for bit. ``tests/codec/test_pc.py`` also checks that an image's tables do not depend on
-the batch it is coded in.
+Determinism: the tables must be the same on every machine, and float64 BLAS products are not:
+their last bits depend on the kernel the library picks for the CPU (SSE3, AVX2 with FMA,
+AVX-512), and torch's softmax, which loaded the weights, differs between CPU capabilities
+too. With them, the float64 conditionals of the conformance images differed in their last
+bits between OpenBLAS kernels; their integer rows agreed only because no value fell next to
+a quantisation step. A proof that the BLAS path always gives the exact rows is out of reach:
+a worst-case bound on its rounding grows to about 1e6 units in the last place over a
+784-pixel image, wide enough that (estimating from the rows' sizes) a few percent of images
+would have a row with a value that close to a quantisation step, and no finite test covers
+every image. So every message here is computed by element-wise float64 operations in an
+order the program fixes (:mod:`codec.pc.ordered`: products and sums each rounded once, no
+BLAS, no fused multiply-add), from weights loaded the same way (:func:`codec.pc.weights.dequantise_log`);
+IEEE 754 then gives the same bits on every machine, and :func:`entropy.pmf_rows_to_freqs`
+turns them into the same rows. The order of operations depends only on the tree and on the
+pixel order, never on the data or the batch, so encoder and decoder repeat it and an image's
+rows do not depend on the images coded beside it (``tests/codec/test_pc.py``). Fixed-point
+integer messages were not an option: the messages span many orders of magnitude within a row,
+and rounding them to a fixed grid would move the probabilities far more than float64 rounding
+does, changing the rows of existing streams.
 """
 
 from __future__ import annotations
@@ -31,10 +47,10 @@ import torch
 
 import entropy
 
-from ..determinism import fixed_blas_threads
 from ..errors import CodecError, CorruptStreamError, UnsupportedImageError
 from ..interfaces import Encoded, Progress, StreamInfo
 from ..weightfiles import InstalledWeights, pick_weights
+from . import ordered
 from .model import HCLT, VALUES
 from .weights import MODEL_IDS, installed_weights, load_cached
 
@@ -51,12 +67,14 @@ class _PathState:
     pseudo-count). Per node ``u``: ``leaf[u]`` is ``p(x_u | h_u)`` at the observed value (1
     while unobserved), ``prod[u]`` the normalised product of the children's messages, and
     ``up[u]`` the normalised message to the parent, ``up[u](h_p) ∝ sum_h edges[u, h_p, h]
-    leaf[u](h) prod[u](h)``. Everything is float64 numpy with element-wise operations and
-    row reductions over ``K``, which do not depend on the batch size.
+    leaf[u](h) prod[u](h)``, brought up to date when read (``stale``). Everything is float64
+    numpy in the fixed order of :mod:`codec.pc.ordered`, row by row, so a row's bits do not
+    depend on the batch size or the machine.
     """
 
     def __init__(self, model: HCLT, batch: int):
         self.parent = model.tree.parent
+        self.children = model.tree.children()
         self.paths = [np.asarray(model.tree.path_to_root(v)[::-1], dtype=np.int64) for v in range(model.tree.size)]
         self.prior = model.prior.detach().double().numpy()
         self.edges = model.edges.detach().double().numpy()  # [u, h_parent, h_u]
@@ -67,33 +85,67 @@ class _PathState:
         self.leaf = np.ones((d, batch, k))
         self.prod = np.full((d, batch, k), 1.0 / k)
         self.up = np.full((d, batch, k), 1.0 / k)
+        # up[u] (and with it prod[parent]) predates an observation in u's subtree; a node that
+        # is stale has stale ancestors, one that is not has no stale descendants
+        self.stale = np.zeros(d, dtype=bool)
+        # downward messages into the nodes of the last path that :meth:`conditionals` walked
+        # (root first); the message into ``c`` only depends on evidence outside c's subtree,
+        # so :meth:`observe` keeps those whose subtree holds the observed pixel
+        self._down_path = self.paths[0][:1]
+        self._down = [np.broadcast_to(self.prior, (batch, k))]
 
     @staticmethod
     def _mix(a: np.ndarray, m: np.ndarray) -> np.ndarray:
-        """Row-normalised ``a @ m`` for a (B, K) and m (K, N)."""
-        out = a @ m
-        return out / out.sum(axis=1, keepdims=True)
+        """Row-normalised ``a @ m`` for a (B, K) and m (K, N), in the fixed order of
+        :mod:`codec.pc.ordered`."""
+        out = ordered.dot(a, m)
+        out /= ordered.row_sum(out)[:, None]
+        return out
 
     def conditionals(self, v: int) -> np.ndarray:
         """p(x_v = value | evidence) for every value, shape (batch, 256)."""
         path = self.paths[v]  # root ... v
-        out = np.broadcast_to(self.prior, self.leaf.shape[1:])
-        for p, c in zip(path[:-1], path[1:]):
+        down = self._down[:_common_prefix(path, self._down_path)]
+        for i in range(len(down), len(path)):
+            p, c = int(path[i - 1]), int(path[i])
             # belief at the parent without the child's own subtree, sent down the edge
-            out = self._mix(out * self.leaf[p] * self.prod[p] / self.up[c], self.edges[c])
-        w = out * self.prod[v]
-        return self._mix(w / w.sum(axis=1, keepdims=True), self.leaves[v])
+            self._update_prod(p, skip=c)
+            down.append(self._mix(down[-1] * self.leaf[p] * self.prod[p] / self.up[c], self.edges[c]))
+        self._down_path, self._down = path, down
+        self._update_prod(v)
+        w = down[-1] * self.prod[v]
+        return self._mix(w / ordered.row_sum(w)[:, None], self.leaves[v])
 
     def observe(self, v: int, values: np.ndarray) -> None:
+        keep = _common_prefix(self.paths[v], self._down_path)
+        self._down_path, self._down = self._down_path[:keep], self._down[:keep]
         self.leaf[v] = self.leaves_t[v][values]
         u = v
-        while self.parent[u] >= 0:
-            p = int(self.parent[u])
-            new = self._mix(self.leaf[u] * self.prod[u], self.edges_t[u])
-            prod = self.prod[p] * new / self.up[u]
-            self.prod[p] = prod / prod.sum(axis=1, keepdims=True)
-            self.up[u] = new
-            u = p
+        while u >= 0 and not self.stale[u]:  # the messages up the tree are now out of date
+            self.stale[u] = True
+            u = int(self.parent[u])
+
+    def _update_prod(self, p: int, skip: int = -1) -> None:
+        """Bring ``prod[p]`` up to date with every child but ``skip``, children in index order."""
+        for u in self.children[p]:
+            if u != skip and self.stale[u]:
+                self._update_up(u)
+
+    def _update_up(self, u: int) -> None:
+        """Recompute ``up[u]`` and fold it into its parent's ``prod``."""
+        self._update_prod(u)
+        p = int(self.parent[u])
+        new = self._mix(self.leaf[u] * self.prod[u], self.edges_t[u])
+        prod = self.prod[p] * new / self.up[u]
+        self.prod[p] = prod / ordered.row_sum(prod)[:, None]
+        self.up[u] = new
+        self.stale[u] = False
+
+
+def _common_prefix(a: np.ndarray, b: np.ndarray) -> int:
+    n = min(len(a), len(b))
+    same = a[:n] == b[:n]
+    return n if same.all() else int(np.argmin(same))
 
 
 def encode_chunk(model: HCLT, images: np.ndarray, bits: np.ndarray | None = None) -> bytes:
@@ -105,11 +157,10 @@ def encode_chunk(model: HCLT, images: np.ndarray, bits: np.ndarray | None = None
     b, d = images.shape
     x = images.astype(np.int64)
     freqs = np.empty((d, b, VALUES), dtype=np.uint16)  # max frequency 2**16 - 255 fits
-    with fixed_blas_threads():
-        state = _PathState(model, b)
-        for v in range(d):
-            freqs[v] = entropy.pmf_rows_to_freqs(state.conditionals(v), PRECISION)
-            state.observe(v, x[:, v])
+    state = _PathState(model, b)
+    for v in range(d):
+        freqs[v] = entropy.pmf_rows_to_freqs(state.conditionals(v), PRECISION)
+        state.observe(v, x[:, v])
     if bits is not None:
         chosen = np.take_along_axis(freqs, images.T[:, :, None].astype(np.int64), axis=2)[:, :, 0]
         bits[:] = (PRECISION - np.log2(chosen.astype(np.float64))).sum(axis=0)
@@ -124,12 +175,11 @@ def decode_chunk(model: HCLT, data: bytes, count: int) -> np.ndarray:
     d = model.tree.size
     out = np.empty((count, d), dtype=np.uint8)
     dec = entropy.RowDecoder(data, PRECISION)
-    with fixed_blas_threads():
-        state = _PathState(model, count)
-        for v in range(d):
-            sym = dec.pop(entropy.pmf_rows_to_freqs(state.conditionals(v), PRECISION))
-            out[:, v] = sym
-            state.observe(v, sym.astype(np.int64))
+    state = _PathState(model, count)
+    for v in range(d):
+        sym = dec.pop(entropy.pmf_rows_to_freqs(state.conditionals(v), PRECISION))
+        out[:, v] = sym
+        state.observe(v, sym.astype(np.int64))
     dec.finish()
     return out
 

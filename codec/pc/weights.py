@@ -4,13 +4,15 @@ Every probability is stored as ``q = round(-log(p) / LOG_STEP)``, clipped to 0..
 probability is known to within a factor ``exp(LOG_STEP / 2)`` (3%) and nothing below
 ``exp(-255 * LOG_STEP)`` (about 1e-7) is stored: that costs well under 0.01 bits per pixel and
 keeps a K=32 model for 28x28 images at 7 MB. Loading renormalises every distribution in
-float64 (a softmax of ``-q * LOG_STEP``), so the coder's probabilities are a fixed function of
-the file's bytes: encoder and decoder load the same numbers and, with
-:mod:`codec.pc.coding`'s fixed operation order, build the same integer frequencies.
+float64 (a softmax of ``-q * LOG_STEP`` with a fixed exp table and a fixed summation order),
+so the coder's probabilities are a fixed function of the file's bytes, the same bits on every
+machine: encoder and decoder load the same numbers and, with :mod:`codec.pc.coding`'s fixed
+operation order, build the same integer frequencies.
 """
 
 from __future__ import annotations
 
+import decimal
 import functools
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from ..errors import WeightsError
 from ..weightfiles import InstalledWeights, read_weights, write_weights
 from ..weightfiles import installed_weights as _installed
 from .model import HCLT, Tree
+from .ordered import row_sum
 
 WEIGHTS_DIR = Path(__file__).with_name("weights")
 #: model ids as written in the container's ``model_id`` field
@@ -34,9 +37,24 @@ def quantise_log(p: torch.Tensor) -> torch.Tensor:
     return torch.round(-torch.log(p.detach().double()) / LOG_STEP).clamp(0, 255).to(torch.uint8).contiguous()
 
 
+@functools.lru_cache(maxsize=1)
+def exp_table() -> np.ndarray:
+    """``exp(-j * LOG_STEP)`` for ``j = 0 .. 255`` as float64: computed in decimal arithmetic
+    (software, the same digits everywhere) to 40 digits, then rounded once to float64."""
+    with decimal.localcontext() as ctx:
+        ctx.prec = 40
+        return np.array([float((decimal.Decimal(-j) * decimal.Decimal(LOG_STEP)).exp()) for j in range(256)])
+
+
 def dequantise_log(q: torch.Tensor) -> torch.Tensor:
-    """float64 probabilities, each distribution (last axis) renormalised."""
-    return torch.softmax(-q.double() * LOG_STEP, dim=-1)
+    """float64 probabilities, each distribution (last axis) renormalised: the softmax of
+    ``-q * LOG_STEP``, ``exp(-(q - min q) * LOG_STEP)`` over its sum, with the exponentials
+    from :func:`exp_table` and the sum in :func:`codec.pc.ordered.row_sum`'s order (a
+    library softmax's exp and sum differ in their last bits between CPUs)."""
+    a = q.numpy().astype(np.int64)
+    e = exp_table()[a - a.min(axis=-1, keepdims=True)]
+    rows = e.reshape(-1, e.shape[-1])
+    return torch.from_numpy((rows / row_sum(rows)[:, None]).reshape(e.shape))
 
 
 def export_weights(model: HCLT, path: Path, shape: tuple[int, int], manifest: dict[str, Any]) -> dict[str, Any]:
