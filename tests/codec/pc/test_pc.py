@@ -260,7 +260,7 @@ for name in ("pc-mnist", "pc-fashion-mnist"):
     params = hashlib.sha256()
     for t in (model.prior, model.edges, model.leaves):
         params.update(t.detach().numpy().tobytes())
-    img = codec.decompress((Path("bitstreams/conformance") / f"{name}-one.lcd").read_bytes())[:, :, 0]
+    img = codec.decompress((Path("bitstreams/conformance/v1") / f"{name}-one.lcd").read_bytes())[:, :, 0]
     x = np.stack([img.ravel(), img.T.ravel()]).astype(np.int64)
     cond, rows = hashlib.sha256(), hashlib.sha256()
     state = _PathState(model, 2)
@@ -281,7 +281,7 @@ def _pc_digests(env: dict[str, str]) -> dict[str, list[str]]:
     import sys
 
     r = subprocess.run([sys.executable, "-c", _DIGEST_SCRIPT], env={**os.environ, **env}, capture_output=True,
-                       text=True, cwd=Path(__file__).resolve().parents[2])
+                       text=True, cwd=Path(__file__).resolve().parents[3])
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout.strip().splitlines()[-1])
 
