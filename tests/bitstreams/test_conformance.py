@@ -20,8 +20,9 @@ def test_every_shipped_codec_has_streams(version):
     manifest = VERSIONS[version]
     for spec in codec.codecs():
         entries = [m for m in manifest.values() if m["codec"] == spec.name]
-        if not spec.qualities:  # no quality levels: one image and a set
-            assert {tuple(m["shape"])[:-3] for m in entries} >= {(), (299,)}, spec.name
+        if not spec.qualities:  # no quality levels: one image, and a set of more than one chunk of 256
+            counts = {tuple(m["shape"])[:-3] for m in entries}
+            assert () in counts and any(c and c[0] > 256 for c in counts), spec.name
         else:
             assert len({m["quality"] for m in entries}) >= 2, spec.name
 
@@ -43,7 +44,12 @@ def test_conformance_stream_decodes_exactly(version, name):
     assert hashlib.sha256(pixels.tobytes()).hexdigest() == entry["decoded_sha256"]
 
 
-@pytest.mark.parametrize("name", sorted(MANIFEST))
+#: the set encoder is one code path for both circuits; re-encoding the larger model's set
+#: (half a minute) would test nothing that pc-mnist-set and pc-fashion-mnist-one do not
+RE_ENCODED = sorted(n for n in MANIFEST if n != "pc-fashion-mnist-set")
+
+
+@pytest.mark.parametrize("name", RE_ENCODED)
 def test_encoder_still_writes_the_same_stream(name, shared_data):
     """The encoder is deterministic too: re-encoding the source gives the same bytes."""
     import sys
