@@ -114,8 +114,8 @@ def refine(problem: RefineProblem, iterations: int, lr: float = 5e-3, seed: int 
         loss.backward()
         opt.step()
         if progress is not None and (it % 10 == 0 or it == iterations - 1):
-            psnr = 10 * math.log10(1.0 / max(float(mse), 1e-12))
-            progress(it + 1, iterations, f"refining: {float(bpp):.3f} bpp, {psnr:.2f} dB (relaxed)")
+            psnr = 10 * math.log10(1.0 / max(float(mse.detach()), 1e-12))
+            progress(it + 1, iterations, f"refining: {float(bpp.detach()):.3f} bpp, {psnr:.2f} dB (relaxed)")
     with torch.no_grad():
         before = rd_loss(problem, hard_round(problem, problem.latent))[0]
         after = rd_loss(problem, hard_round(problem, latent))[0]
