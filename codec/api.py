@@ -153,7 +153,8 @@ def _verify(spec: CodecSpec, data: bytes, header: Header, enc: Encoded, expected
     parsed = read_container(data)
     if parsed.header != header or parsed.sections != tuple(enc.sections):
         raise CodecError("verification failed: container round trip differs")
-    decoded = spec.load().for_stream(stream_info(header)).decode(parsed.sections, stream_info(header))
+    info_ = stream_info(header)
+    decoded = spec.load().for_stream(info_).decode(parsed.sections, info_)
     if expected is None or not np.array_equal(decoded, expected):
         raise CodecError("verification failed: the decoder does not reproduce the encoder's reconstruction")
 

@@ -247,7 +247,7 @@ class PcCodec:
         flat = self.check_images(image)
         if flat.shape[0] != 1:
             raise UnsupportedImageError(f"{self.name}: expected one image")
-        return Encoded(tuple(self.encode_images(image)), None, image if reconstruct else None)
+        return Encoded(tuple(self._encode_chunks(flat)), None, image if reconstruct else None)
 
     def encode_set(self, images: np.ndarray, reconstruct: bool = False, progress: Progress | None = None,
                    bits: np.ndarray | None = None) -> Encoded:
@@ -260,13 +260,13 @@ class PcCodec:
             if progress is not None:
                 progress(done[0], n, f"{done[0]} of {n} images")
 
-        sections = self.encode_images(images, step, bits)
-        return Encoded(tuple(sections), None, None, frames=n, frame_rate=(1, 1) if n > 1 else None)
+        # a set of images is untimed: frames without a frame rate
+        return Encoded(tuple(self._encode_chunks(flat, step, bits)), None, None, frames=n)
 
-    def encode_images(self, images: np.ndarray, progress: Callable[[int], None] | None = None,
-                      bits: np.ndarray | None = None) -> list[bytes]:
-        """The chunk sections of a stream; ``bits`` (length N) receives each image's share in bits."""
-        flat = self.check_images(images)
+    def _encode_chunks(self, flat: np.ndarray, progress: Callable[[int], None] | None = None,
+                       bits: np.ndarray | None = None) -> list[bytes]:
+        """The chunk sections of a stream from checked (N, H*W) images; ``bits`` (length N)
+        receives each image's share in bits."""
         sections = []
         for i in range(0, flat.shape[0], CHUNK):
             sections.append(encode_chunk(self.model, flat[i:i + CHUNK], None if bits is None else bits[i:i + CHUNK]))
