@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import secrets
 import sys
-import tempfile
 import time
 import traceback
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -15,19 +16,43 @@ import click
 STREAM_SUFFIX = ".lcd"
 
 
+def printable(text: str) -> str:
+    """``text`` with control characters (a newline in a file name) and undecodable bytes of
+    file names (surrogate escapes) written as escapes, so that it prints as one line."""
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if code < 0x20 or code == 0x7F:
+            out.append(repr(ch)[1:-1] if ch in "\n\r\t" else f"\\x{code:02x}")
+        elif 0xDC80 <= code <= 0xDCFF:  # os.fsdecode's escape of a byte that is not UTF-8
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif 0xD800 <= code <= 0xDFFF:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 class _Fail(click.ClickException):
     """A one-line error and exit status 1."""
 
     def show(self, file=None) -> None:  # noqa: ANN001
-        click.echo(f"lcodec: error: {self.format_message()}", err=True)
+        click.echo(f"lcodec: error: {printable(self.format_message())}", err=True)
 
 
 def _run(verbose: bool, fn: Callable[[], None]) -> None:
-    """Turn every failure into one line on stderr and a non-zero exit."""
+    """Turn every failure into one line on stderr and a non-zero exit.
+
+    Warnings of the libraries underneath (Pillow's, numpy's) are not shown unless ``verbose``:
+    what matters to the user is already in the result or in the one-line error.
+    """
     from codec.errors import CodecError
 
     try:
-        fn()
+        with warnings.catch_warnings():
+            if not verbose:
+                warnings.simplefilter("ignore")
+            fn()
     except CodecError as exc:
         raise _Fail(str(exc)) from None
     except KeyboardInterrupt:
@@ -90,10 +115,31 @@ def _same_file(a: str, b: str) -> bool:
         return os.path.abspath(a) == os.path.abspath(b)
 
 
+#: characters of the output's name that its temporary file's name repeats: with the dot,
+#: random part and suffix that name stays far below the usual 255-byte limit on names,
+#: whatever the length of the output's own
+TEMP_NAME_CHARS = 40
+
+
+def _create_temporary(folder: Path, name: str) -> tuple[int, Path]:
+    """A new file beside the output, opened for writing, with the permissions a new file
+    gets (0666 less the umask, as ``open()`` gives): unlike ``tempfile.mkstemp``'s 0600, the
+    output keeps them when the file is renamed into place."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = folder / f".{name[:TEMP_NAME_CHARS]}.{secrets.token_hex(4)}.tmp"
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{folder}: cannot create a temporary file")
+
+
 def write_output(path: str, data: bytes, force: bool) -> None:
     """Write atomically: a temporary file in the target folder, renamed when complete.
 
-    An interrupt or error at any point leaves no partial file behind.
+    An interrupt or error at any point leaves no partial file behind; an error names
+    ``path``, never the temporary file.
     """
     if path == "-":
         sys.stdout.buffer.write(data)
@@ -107,18 +153,23 @@ def write_output(path: str, data: bytes, force: bool) -> None:
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         raise _Fail(f"{folder}: no such directory")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    try:
+        fd, tmp = _create_temporary(folder, target.name)
+    except OSError as exc:
+        raise _Fail(f"{path}: cannot write ({exc.strerror or exc})") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError):
+            raise _Fail(f"{path}: cannot write ({exc.strerror or exc})") from None
         raise
 
 
@@ -246,7 +297,8 @@ def compress(inputs: tuple[str, ...], output: str | None, codec_name: str, quali
             h = enc.header
             n = f"{enc.images} x " if enc.images > 1 else ""
             q = f"quality {h.quality}" if h.has_quality else "no quality"
-            click.echo(f"{input} -> {out}: {n}{h.width}x{h.height}x{h.channels}, {len(enc.data)} bytes, "
+            click.echo(f"{printable(input)} -> {printable(out)}: {n}{h.width}x{h.height}x{h.channels}, "
+                       f"{len(enc.data)} bytes, "
                        f"{enc.bits_per_pixel:.4f} bpp, {q}, {dt:.2f} s"
                        + (", verified" if verify else ""), err=True)
 
@@ -327,9 +379,9 @@ def decompress(inputs: tuple[str, ...], output: str | None, force: bool, referen
         if verbose:
             h, w, c = pixels.shape[-3:]
             n = f"{pixels.shape[0]} x " if pixels.ndim == 4 else ""
-            click.echo(f"{input} -> {out}: {n}{w}x{h}x{c}, {dt:.2f} s", err=True)
+            click.echo(f"{printable(input)} -> {printable(out)}: {n}{w}x{h}x{c}, {dt:.2f} s", err=True)
         if reference is not None:
-            click.echo(f"PSNR {psnr(ref, pixels):.2f} dB against {reference}", err=True)
+            click.echo(f"PSNR {psnr(ref, pixels):.2f} dB against {printable(reference)}", err=True)
 
     _each_input(inputs, output, verbose, go)
 

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .container import FORMAT_VERSION, WEIGHTS_HASH_SIZE, Container, Header, read_container, read_header, write_container
+from .container import (FORMAT_VERSION, MAX_DIMENSION, MAX_FRAMES, MAX_PIXELS, MAX_TOTAL_PIXELS, WEIGHTS_HASH_SIZE,
+                        Container, Header, read_container, read_header, write_container)
 from .errors import CodecError, CorruptStreamError, UnsupportedImageError
 from .imageio import as_array, decode_idx, is_idx_name, looks_like_idx
 from .interfaces import Encoded, ImageCodec, ImageSetCodec, Progress, StreamInfo
@@ -56,15 +57,35 @@ def compress(image: str | os.PathLike[str] | bytes | np.ndarray, codec: str | No
 
 
 def _check_quality(spec: CodecSpec, quality: object) -> int | None:
+    """The quality as a Python int (numpy integers too: a level read from an array is as good
+    as a literal); booleans and floats are refused, not read as levels."""
+    if isinstance(quality, np.integer):  # np.bool_ is not one
+        quality = int(quality)
+    if isinstance(quality, bool) or not (quality is None or isinstance(quality, int)):
+        raise CodecError(f"{spec.name}: quality must be an integer, not {type(quality).__name__} {quality!r}")
     if not spec.qualities:
         if quality not in (None, 0):
             raise CodecError(f"{spec.name} has no quality levels (got quality {quality})")
         return None
     q = spec.default_quality if quality is None else quality
-    if isinstance(q, bool) or not isinstance(q, int) or q not in spec.qualities:
+    if q not in spec.qualities:
         raise CodecError(f"{spec.name} quality must be one of {spec.qualities[0]}..{spec.qualities[-1]}, "
                          f"not {quality}")
     return q
+
+
+def _check_size(width: int, height: int, frames: int = 1) -> None:
+    """Refuse, before any encoding, a size the container cannot record: a stream that
+    ``read_header`` would refuse must never be written."""
+    if width > MAX_DIMENSION or height > MAX_DIMENSION:
+        raise UnsupportedImageError(f"image is {width}x{height}; a stream holds at most {MAX_DIMENSION} pixels "
+                                    "on a side")
+    if width * height > MAX_PIXELS:
+        raise UnsupportedImageError(f"image is {width}x{height} ({width * height} pixels); a stream holds at most "
+                                    f"{MAX_PIXELS} pixels per image")
+    if frames > MAX_FRAMES or width * height * frames > MAX_TOTAL_PIXELS:
+        raise UnsupportedImageError(f"{frames} images of {width}x{height} are more than a stream holds "
+                                    f"(at most {MAX_FRAMES} images, {MAX_TOTAL_PIXELS} pixels in all)")
 
 
 def _check_options(spec: CodecSpec, options: dict[str, object]) -> dict[str, object]:
@@ -131,16 +152,16 @@ def compress_image(image: str | os.PathLike[str] | bytes | np.ndarray, codec: st
     opts = _check_options(spec, options)
     q = _check_quality(spec, quality)
     images = _as_image_set(image)
-    factory = spec.load()
     if images is not None:
         if opts:
             raise CodecError(f"{', '.join(opts)}: image sets take no encoder options")
-        return _compress_set(spec, factory.for_encoding(), images, verify, None, None)
-    pixels = as_array(image)
-    impl = factory.for_encoding()
+        return _compress_set(spec, spec.load().for_encoding(), images, verify, None, None)
+    pixels = as_array(image)  # refusals of the input come before any model loads
+    h, w, c = pixels.shape
+    _check_size(w, h)
+    impl = spec.load().for_encoding()
     if not isinstance(impl, ImageCodec):
         raise CodecError(f"codec {spec.name} does not code single images")
-    h, w, c = pixels.shape
     enc = impl.encode(pixels, q, reconstruct=verify, progress=progress, **opts)
     header = _header(spec, impl, w, h, c, enc)
     data = write_container(header, enc.sections)
@@ -181,6 +202,7 @@ def _compress_set(spec: CodecSpec, impl: Any, images: np.ndarray, verify: bool, 
         got = "x".join(str(s) for s in np.asarray(images).shape)
         raise UnsupportedImageError(f"an image set is an NxHxW or NxHxWxC uint8 array, not {got} "
                                     f"({np.asarray(images).dtype})")
+    _check_size(a.shape[2], a.shape[1], a.shape[0])
     enc = impl.encode_set(a, reconstruct=verify, progress=progress, bits=bits)
     n, h, w, c = a.shape
     header = _header(spec, impl, w, h, c, enc)
@@ -190,9 +212,18 @@ def _compress_set(spec: CodecSpec, impl: Any, images: np.ndarray, verify: bool, 
     return EncodedImage(data, header, n, dict(enc.stats))
 
 
+def _stream_bytes(data: object) -> bytes:
+    """The bytes of a stream; anything else (a path included: streams are read by the caller,
+    as ``open(path, "rb").read()``) is a :class:`CodecError`, not a ``TypeError`` from ``bytes()``."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        hint = " (read the file first)" if isinstance(data, (str, os.PathLike)) else ""
+        raise CodecError(f"expected the bytes of a stream, not {type(data).__name__}{hint}")
+    return bytes(data)
+
+
 def image_count(data: bytes) -> int:
     """How many images or frames a stream holds."""
-    return read_header(bytes(data)).frames
+    return read_header(_stream_bytes(data)).frames
 
 
 #: decoding work is bounded before it starts: a stream may declare at most its codec's
@@ -211,9 +242,13 @@ def decompress(data: bytes, max_pixels: int | None = None) -> np.ndarray:
     codec's ``free_pixels``) is refused before decoding. ``max_pixels`` replaces that rule
     with a plain limit on the pixels decoded.
     """
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise CodecError(f"expected bytes, not {type(data).__name__}")
-    container = read_container(bytes(data))
+    data = _stream_bytes(data)
+    if max_pixels is not None:
+        if isinstance(max_pixels, np.integer):
+            max_pixels = int(max_pixels)
+        if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 0:
+            raise CodecError(f"max_pixels must be a non-negative integer, not {max_pixels!r}")
+    container = read_container(data)
     hdr = container.header
     spec = codec_for_wire_id(hdr.codec_id)
     pixels = hdr.width * hdr.height * hdr.frames
@@ -232,8 +267,16 @@ def decompress(data: bytes, max_pixels: int | None = None) -> np.ndarray:
 
 
 def _decode(spec: CodecSpec, container: Container, info_: StreamInfo) -> np.ndarray:
+    from entropy import RansError
+
     impl = spec.load().for_stream(info_)
-    out = impl.decode(container.sections, info_)
+    # a stream chooses the numbers its decoder computes with: overflow in them is the stream's
+    # defect, reported (if at all) by the decoder's checks, never as warnings on the terminal
+    try:
+        with np.errstate(all="ignore"):
+            out = impl.decode(container.sections, info_)
+    except RansError as exc:  # codecs convert these; this keeps the promise for any that forgets
+        raise CorruptStreamError(str(exc)) from None
     if out.shape[-3:] != (info_.height, info_.width, info_.channels):
         raise CodecError(f"{spec.name} decoded an array of shape {out.shape} for a "
                          f"{info_.width}x{info_.height}x{info_.channels} stream")
@@ -242,7 +285,8 @@ def _decode(spec: CodecSpec, container: Container, info_: StreamInfo) -> np.ndar
 
 def info(data: bytes) -> dict[str, object]:
     """The header of a stream, as a dict (no decoding, no weights needed)."""
-    hdr = read_header(bytes(data))
+    data = _stream_bytes(data)
+    hdr = read_header(data)
     try:
         name = codec_for_wire_id(hdr.codec_id).name
     except CodecError:
@@ -259,7 +303,7 @@ def info(data: bytes) -> dict[str, object]:
     if hdr.frame_rate is not None:
         out["frame_rate"] = f"{hdr.frame_rate[0]}/{hdr.frame_rate[1]}"
     try:
-        container = read_container(bytes(data))
+        container = read_container(data)
         out["sections"] = [len(s) for s in container.sections]
         out["crc"] = "ok"
     except CorruptStreamError as exc:

@@ -4,20 +4,30 @@ Inputs: PNG, JPEG, PPM/PGM, TIFF, WebP (anything Pillow opens as 8-bit RGB or gr
 Alpha: an alpha channel that is fully opaque carries no information and is dropped; any
 other alpha is refused, since the image codecs code colour only.
 Outputs: PNG, or PPM/PGM when the output name ends in .ppm/.pgm/.pnm.
+
+A file is judged by its header before its pixels are decoded: a size no stream can hold,
+more than 8 bits per sample (which Pillow would silently cut to 8 for 16-bit RGB) and
+several frames (of which Pillow would read the first) are refused, never coded in part.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from .container import MAX_DIMENSION, MAX_PIXELS
 from .errors import UnsupportedImageError
 
 PNM_SUFFIXES = {".ppm", ".pgm", ".pnm"}
-MAX_INPUT_PIXELS = 1 << 28
+#: no larger image is decoded: more pixels than a stream holds (Pillow's bomb guard is set to it)
+MAX_INPUT_PIXELS = MAX_PIXELS
+#: formats whose extra frames are an animation (an MPO's or a TIFF's are other pictures)
+ANIMATED_FORMATS = ("GIF", "PNG", "WEBP")
 
 
 def _pil():
@@ -43,15 +53,65 @@ def read_image(source: str | os.PathLike[str] | bytes) -> np.ndarray:
         raise UnsupportedImageError(f"{name}: is a directory") from None
     except OSError as exc:
         raise UnsupportedImageError(f"{name}: cannot open ({exc.strerror})") from None
-    with fp:
+    unreadable = f"{name}: not a readable image (PNG, JPEG, PPM/PGM, TIFF or WebP)"
+    with fp, warnings.catch_warnings():
+        # Pillow's remarks on odd files are not the user's business; its bomb warning becomes
+        # the refusal below (it fires in open(), before we see the size)
+        warnings.simplefilter("ignore")
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             img = Image.open(fp)
-            img.load()
-        except Image.DecompressionBombError:
-            raise UnsupportedImageError(f"{name}: image is larger than {MAX_INPUT_PIXELS} pixels") from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise UnsupportedImageError(f"{name}: image has more than {MAX_INPUT_PIXELS} pixels, more than a "
+                                        "stream holds; not decoded") from None
         except Exception:
-            raise UnsupportedImageError(f"{name}: not a readable image (PNG, JPEG, PPM/PGM, TIFF or WebP)") from None
-    return image_to_array(img, name)
+            raise UnsupportedImageError(unreadable) from None
+        check_image_header(img, name)
+        try:
+            img.load()
+        except Exception:
+            raise UnsupportedImageError(unreadable) from None
+        return image_to_array(img, name)
+
+
+def check_image_header(img: Any, name: str = "<image>") -> None:
+    """Refuse, from what ``Image.open`` read of the header (no pixels decoded yet), an image
+    lcodec would code wrongly or could not store: too large, deeper than 8 bits, or animated."""
+    w, h = img.size
+    if w > MAX_DIMENSION or h > MAX_DIMENSION or w * h > MAX_INPUT_PIXELS:
+        raise UnsupportedImageError(f"{name}: image is {w}x{h}; a stream holds at most {MAX_DIMENSION} pixels "
+                                    f"on a side and {MAX_INPUT_PIXELS} in all; not decoded")
+    if _deeper_than_8_bits(img):
+        raise UnsupportedImageError(f"{name}: image has more than 8 bits per sample; only 8-bit is supported "
+                                    "(convert it to 8 bits first)")
+    frames = getattr(img, "n_frames", 1) if img.format in ANIMATED_FORMATS else 1
+    if frames > 1:
+        raise UnsupportedImageError(f"{name}: animated image ({frames} frames); only still images are coded "
+                                    "(extract one frame first)")
+
+
+def _deeper_than_8_bits(img: Any) -> bool:
+    """Whether the file stores more than 8 bits per sample.
+
+    Pillow opens 16-bit RGB(A) PNG, TIFF and PPM as 8-bit modes and drops the low bits as it
+    decodes, so the mode alone does not tell; the raw mode of its decoder (``RGB;16B``: 16
+    bits a sample, unlike BMP's 5-6-5 ``BGR;16``), a TIFF's BitsPerSample or a PPM's maximum
+    value (over 255) does.
+    """
+    if img.mode in ("I", "F") or img.mode.startswith("I;16"):
+        return True
+    for tile in img.tile:
+        args = tile[3]
+        raw = args if isinstance(args, str) else args[0] if isinstance(args, tuple) and args else None
+        if isinstance(raw, str) and raw.endswith((";16B", ";16L", ";16N")):
+            return True
+        if img.format == "PPM" and isinstance(args, tuple) and len(args) > 1 and isinstance(args[1], int) \
+                and args[1] > 255:
+            return True
+    if img.format == "TIFF":
+        bits = img.tag_v2.get(258, (8,))  # BitsPerSample
+        return max(bits if isinstance(bits, tuple) else (bits,)) > 8
+    return False
 
 
 def image_to_array(img, name: str = "<image>") -> np.ndarray:

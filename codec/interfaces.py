@@ -30,6 +30,10 @@ import numpy as np
 Progress = Callable[[int, int, str], None]
 
 
+#: how refusals name an option's type
+_KIND: dict[type, str] = {int: "an integer", float: "a number", str: "a string"}
+
+
 @dataclass(frozen=True)
 class EncoderOption:
     """One encoder option a codec takes, declared once: the library checks values against it,
@@ -48,15 +52,25 @@ class EncoderOption:
         return "--" + self.name.replace("_", "-")
 
     def check(self, value: object) -> object:
-        """``value`` converted to the option's type, or a ValueError saying what is wrong."""
-        if self.type is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        """``value`` converted to the option's type, or a ValueError saying what is wrong.
+
+        numpy scalars count as the Python numbers they hold (a value read from an array is
+        as good as a literal); booleans are not numbers here, and no float is an integer.
+        """
+        if isinstance(value, (bool, np.bool_)):
+            if self.type is not bool:
+                raise ValueError(f"{self.name} must be {_KIND.get(self.type, self.type.__name__)}, not {value!r}")
+        elif isinstance(value, np.integer):
+            value = int(value)
+        elif isinstance(value, np.floating):
+            value = float(value)
+        if self.type is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         elif self.type is str and isinstance(value, int) and not isinstance(value, bool):
             value = str(value)  # "fast|slow|N" options take a count as a number too
-        elif self.type is int and isinstance(value, bool):
-            raise ValueError(f"{self.name} must be an integer, not {value!r}")
         if not isinstance(value, self.type):
-            raise ValueError(f"{self.name} must be {self.type.__name__}, not {type(value).__name__}")
+            raise ValueError(f"{self.name} must be {_KIND.get(self.type, self.type.__name__)}, "
+                             f"not {type(value).__name__} {value!r}")
         if self.choices and value not in self.choices:
             raise ValueError(f"{self.name} must be one of {', '.join(self.choices)}, not {value!r}")
         if isinstance(value, (int, float)):

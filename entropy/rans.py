@@ -21,6 +21,7 @@ The distance ``d >= 0`` is how far the value lies beyond the support's edge, min
 from __future__ import annotations
 
 import threading
+from types import TracebackType
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,38 @@ MAX_DIGITS = 8  # 8 hex digits cover every distance an int32 can have
 
 class RansError(ValueError):
     """Input the coder cannot take, or a stream that does not decode."""
+
+
+class _AsRansError:
+    """Turns whatever goes wrong inside constriction or numpy into :class:`RansError`.
+
+    Constriction reports malformed data as ``ValueError`` (a stream that ends in a zero word,
+    say) and a violated internal assertion as a Rust panic, which derives from
+    ``BaseException``; numpy may fail on sizes and values a stream chose. Callers see one
+    error type, whatever the bytes were.
+    """
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc is None or isinstance(exc, (RansError, KeyboardInterrupt, SystemExit)):
+            return  # nothing to convert (None: the exception, if any, goes on as it is)
+        lines = str(exc).strip().splitlines()
+        detail = lines[0][:160].rstrip(".") if lines else type(exc).__name__
+        raise RansError(f"{self.what}: {detail}") from None
+
+
+def _corrupt() -> _AsRansError:
+    return _AsRansError("corrupt entropy-coded stream")
+
+
+def _refused() -> _AsRansError:
+    return _AsRansError("the entropy coder refused its input")
 
 
 def _constriction() -> Any:
@@ -166,8 +199,8 @@ def _pop_group(coder: Any, t: np.ndarray, tables: TableSet) -> np.ndarray:
     order = _order(t)
     ts = t[order]
     models = _models(tables)
-    idx = np.empty(t.size, dtype=np.int64)
-    try:
+    with _corrupt():
+        idx = np.empty(t.size, dtype=np.int64)
         built, decode = models.built, coder.decode
         for table, a, b in _runs(ts):
             idx[a:b] = decode(built[table] or models.build(table), b - a)
@@ -195,10 +228,6 @@ def _pop_group(coder: Any, t: np.ndarray, tables: TableSet) -> np.ndarray:
             # values inside a table's support are int32 by construction; escapes may not be
             if values.min() < INT32_MIN or values.max() > INT32_MAX:
                 raise RansError("corrupt stream: decoded value outside int32")
-    except RansError:
-        raise
-    except Exception as exc:  # constriction reports malformed data as ValueError/Rust panics
-        raise RansError(f"corrupt entropy-coded stream ({exc.__class__.__name__})") from None
     out = np.empty(t.size, dtype=np.int64)
     out[order] = values
     return out
@@ -209,8 +238,9 @@ def encode(values: np.ndarray, table_ids: np.ndarray, tables: TableSet) -> bytes
     v, t = _check(values, table_ids, tables)
     if v.size == 0:
         return b""
-    coder = _constriction().stream.stack.AnsCoder()
-    _push_group(coder, v, t, tables)
+    with _refused():
+        coder = _constriction().stream.stack.AnsCoder()
+        _push_group(coder, v, t, tables)
     return _stream_bytes(coder)
 
 
@@ -233,7 +263,8 @@ def decode(data: bytes, table_ids: np.ndarray, tables: TableSet) -> np.ndarray:
 
 def _stream_bytes(coder: Any) -> bytes:
     # may be empty: a few near-certain symbols fit in the coder's initial state
-    return coder.get_compressed().astype("<u4").tobytes()
+    with _refused():
+        return bytes(coder.get_compressed().astype("<u4").tobytes())
 
 
 def _check_drained(coder: Any) -> None:
@@ -242,9 +273,12 @@ def _check_drained(coder: Any) -> None:
 
 
 def _coder_for(data: bytes) -> Any:
+    """A coder that pops ``data``; constriction checks the words here (a stream that ends in a
+    zero word is refused), so this too reports through :class:`RansError`."""
     if len(data) % 4:
         raise RansError("stream length is not a whole number of 32-bit words")
-    return _constriction().stream.stack.AnsCoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
+    with _corrupt():
+        return _constriction().stream.stack.AnsCoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
 
 
 class GroupEncoder:
@@ -262,7 +296,8 @@ class GroupEncoder:
     def push_reverse(self, values: np.ndarray, table_ids: np.ndarray) -> None:
         v, t = _check(values, table_ids, self.tables)
         if v.size:
-            _push_group(self._coder, v, t, self.tables)
+            with _refused():
+                _push_group(self._coder, v, t, self.tables)
 
     def finish(self) -> bytes:
         return _stream_bytes(self._coder)
@@ -309,7 +344,9 @@ class RowEncoder:
             return
         if s.min() < 0 or s.max() >= f.shape[1]:
             raise RansError("symbol outside its table")
-        self._coder.encode_reverse(s.astype(np.int32), self._model, f.astype(np.float64) / float(1 << self.precision))
+        with _refused():
+            self._coder.encode_reverse(s.astype(np.int32), self._model,
+                                       f.astype(np.float64) / float(1 << self.precision))
 
     def finish(self) -> bytes:
         return _stream_bytes(self._coder)
@@ -328,11 +365,9 @@ class RowDecoder:
         _check_rows(f.shape[0] if f.ndim == 2 else -1, f, self.precision)
         if f.shape[0] == 0:
             return np.zeros(0, dtype=np.int32)
-        try:
+        with _corrupt():
             out = self._coder.decode(self._model, f.astype(np.float64) / float(1 << self.precision))
-        except Exception as exc:
-            raise RansError(f"corrupt entropy-coded stream ({exc.__class__.__name__})") from None
-        return np.asarray(out, dtype=np.int32)
+            return np.asarray(out, dtype=np.int32)
 
     def finish(self) -> None:
         _check_drained(self._coder)

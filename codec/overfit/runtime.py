@@ -83,7 +83,9 @@ def synthesize(weights: list[np.ndarray], grids: list[np.ndarray], height: int, 
     from ..determinism import fixed_blas_threads
 
     w1, b1, w2, b2, w3, b3, wr, br = (np.asarray(a, dtype=np.float32) for a in weights)
-    with fixed_blas_threads():
+    # a stream chooses the weights: any it sends may overflow float32 (IEEE semantics decide
+    # the result; the end maps infinities to the range's ends and NaN to 0), without warnings
+    with fixed_blas_threads(), np.errstate(over="ignore", invalid="ignore"):
         z = np.empty((height, width, LEVELS), dtype=np.float32)
         for i, g in enumerate(grids):
             z[:, :, i] = upsample(g.astype(np.float32), 2**i, height, width)
@@ -103,7 +105,10 @@ def synthesize(weights: list[np.ndarray], grids: list[np.ndarray], height: int, 
             for dx in range(3):
                 r += p[dy:dy + height, dx:dx + width] @ np.ascontiguousarray(wr[:, :, dy, dx].T)
         x += r
-    return np.rint(np.clip(x, 0.0, 1.0) * np.float32(255.0)).astype(np.uint8)
+        np.fmax(x, np.float32(0.0), out=x)  # as clip to 0..1, and NaN becomes 0 (fmax skips NaN)
+        np.minimum(x, np.float32(1.0), out=x)
+        x *= np.float32(255.0)
+        return np.rint(x, out=x).astype(np.uint8)
 
 
 def macs_per_pixel(height: int, width: int) -> dict[str, float]:

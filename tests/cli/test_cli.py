@@ -243,3 +243,90 @@ def test_several_inputs_into_a_folder_and_failures_reported_per_file(tmp_path, s
     # several inputs need a folder; stdin is for one input only
     one_line_error(run("compress", *names, "-o", tmp_path / "x.lcd"))
     one_line_error(run("compress", names[0], "-", "-o", streams))
+
+
+# -- hostile input and odd names --------------------------------------------------------------
+def _png_header_only(width: int, height: int, depth: int = 8, colour: int = 0) -> bytes:
+    """A PNG with a header and no pixel data: what the CLI refuses must be refused from it."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"") + chunk(b"IEND", b"")
+
+
+def _animated_gif() -> bytes:
+    import io
+
+    frames = [Image.fromarray(np.full((8, 8, 3), v, np.uint8)) for v in (0, 200)]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=100)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("case,message", [
+    ("bomb", "more than 268435456 pixels"),  # 20000x20000 1-bit: Pillow would only warn, then decode
+    ("wide", "1048577x1"),  # a size the container cannot hold
+    ("rgb16", "more than 8 bits per sample"),  # Pillow would cut it to 8 bits
+    ("animated", "animated image (2 frames)"),  # Pillow would read the first frame
+])
+def test_inputs_a_stream_cannot_carry_are_one_line_refusals(tmp_path, case, message):
+    data = {"bomb": lambda: _png_header_only(20000, 20000, 1), "wide": lambda: _png_header_only(1048577, 1),
+            "rgb16": lambda: _png_header_only(4, 4, 16, 2), "animated": _animated_gif}[case]()
+    src = tmp_path / f"in.{'gif' if case == 'animated' else 'png'}"
+    src.write_bytes(data)
+    r = run("compress", src, "-o", tmp_path / "x.lcd")
+    one_line_error(r)
+    assert message in r.stderr.decode() and str(src) in r.stderr.decode()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [src.name]
+
+
+def test_a_stream_ending_in_a_zero_word_is_a_one_line_error_not_an_internal_one(tmp_path):
+    import codec
+    from codec.container import read_container, write_container
+
+    c = read_container(codec.compress(np.zeros((8, 8, 3), np.uint8), quality=1))
+    bad = tmp_path / "bad.lcd"
+    bad.write_bytes(write_container(c.header, [*c.sections[:-1], c.sections[-1] + bytes(4)]))
+    r = run("decompress", bad, "-o", tmp_path / "out.png")
+    one_line_error(r)
+    assert b"internal error" not in r.stderr and b"corrupt" in r.stderr
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_long_output_names_and_permissions_of_new_files(tmp_path, sample_path):
+    import os
+    import stat
+
+    small = tmp_path / "in.png"
+    Image.open(sample_path).convert("RGB").crop((0, 0, 16, 16)).save(small)
+
+    def compress(out: Path) -> subprocess.CompletedProcess:
+        return subprocess.run(LCODEC + ["compress", str(small), "-o", str(out), "-q", "1"], capture_output=True,
+                              cwd=Path(__file__).resolve().parents[2], preexec_fn=lambda: os.umask(0o022))
+
+    longest = tmp_path / ("n" * 248 + ".lcd")  # 252 characters: the temporary name must still fit
+    r = compress(longest)
+    assert r.returncode == 0, r.stderr
+    assert stat.S_IMODE(longest.stat().st_mode) == 0o644  # as any new file under umask 022, not 0600
+    too_long = tmp_path / ("m" * 252 + ".lcd")  # 256 characters: no file system takes it
+    r = compress(too_long)
+    one_line_error(r)
+    err = r.stderr.decode()
+    assert str(too_long) in err and ".tmp" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([small.name, longest.name])
+
+
+def test_control_characters_in_names_stay_on_one_line(tmp_path):
+    missing = tmp_path / "new\nline.png"
+    r = run("compress", missing, "-o", tmp_path / "x.lcd")
+    one_line_error(r)
+    assert "new\\nline.png" in r.stderr.decode()
+    odd = tmp_path / "odd\n\x1b[31m.png"
+    odd.write_bytes(b"not an image")
+    r = run("compress", odd, "-o", tmp_path / "x.lcd")
+    one_line_error(r)
+    assert "odd\\n\\x1b[31m.png: not a readable image" in r.stderr.decode()

@@ -134,3 +134,38 @@ def test_group_decoder_notices_left_over_data():
     assert np.array_equal(dec.pop(np.zeros(50, np.int64)), np.arange(50) % 2)
     with pytest.raises(RansError):
         dec.finish()
+
+
+def _zero_word_streams(t):
+    """Streams that end in a zero 32-bit word, which constriction refuses as it builds its coder:
+    the word alone, and a real stream with one appended."""
+    real = entropy.encode(np.arange(40) % 3, np.zeros(40, np.int64), t)
+    return [b"\0" * 4, real + b"\0" * 4, b"\x01\0\0\0" + b"\0" * 4]
+
+
+def test_a_stream_ending_in_a_zero_word_is_a_rans_error_at_every_entry():
+    t = TableSet.from_tables([pmf_to_freqs(np.array([0.5, 0.3, 0.2]))], [0])
+    rows = np.full((40, 4), 1 << (entropy.PRECISION - 2), np.int64)
+    for data in _zero_word_streams(t):
+        for decode in (lambda: entropy.decode(data, np.zeros(40, np.int64), t),
+                       lambda: entropy.GroupDecoder(data, t).pop(np.zeros(40, np.int64)),
+                       lambda: entropy.RowDecoder(data, entropy.PRECISION).pop(rows),
+                       lambda: entropy.decode_categorical(data, rows, entropy.PRECISION)):
+            with pytest.raises(RansError, match="zero word"):
+                decode()
+
+
+def test_every_failure_inside_the_coder_becomes_a_rans_error():
+    from entropy.rans import _corrupt
+
+    class Panic(BaseException):  # how a Rust panic reaches Python
+        pass
+
+    for exc in (ValueError("bad\nsecond line"), Panic("assertion failed"), MemoryError(), FloatingPointError()):
+        with pytest.raises(RansError) as info:
+            with _corrupt():
+                raise exc
+        assert "\n" not in str(info.value)
+    with pytest.raises(KeyboardInterrupt):  # an interrupt is not a corrupt stream
+        with _corrupt():
+            raise KeyboardInterrupt

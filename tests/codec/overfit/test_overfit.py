@@ -193,3 +193,21 @@ def test_fit_keeps_its_best_rounded_iterate():
         mse = float(torch.mean((syn(up(q)) - torch.from_numpy(img.copy()).permute(2, 0, 1)[None] / 255.0) ** 2))
     assert abs(float(bits) / 256 - report.bpp_estimate) < 1e-4
     assert abs(10 * np.log10(1 / mse) - report.psnr) < 1e-3
+
+
+def test_synthesis_weights_that_overflow_give_defined_pixels_without_warnings():
+    """A stream chooses the synthesis weights (int32 units of 2^-SYN_FRAC): overflow in float32
+    must neither warn nor leave the pixel to the platform's NaN-to-uint8 cast."""
+    import warnings
+
+    weights = [np.zeros(s, np.float32) for s in SYNTHESIS_SHAPES]
+    weights[5][:] = [1e38, 1e38, 0.5]  # b3: the synthesis output before the 3x3 refinement
+    wr = weights[6]
+    wr[0, 0, 1, 0], wr[0, 0, 1, 1] = -4.0, 4.0  # channel 0: -inf + inf = NaN
+    wr[1, 1, 1, 1] = 4.0  # channel 1: +inf
+    grids = [np.zeros(s, np.int64) for s in grid_shapes(4, 5)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = synthesize(weights, grids, 4, 5)
+    assert out.shape == (4, 5, 3)
+    assert (out[..., 0] == 0).all() and (out[..., 1] == 255).all() and (out[..., 2] == 128).all()
