@@ -41,6 +41,7 @@ CODEC_IDS: dict[str, int] = {
     "pc-mnist": 2,
     "pc-fashion-mnist": 3,
     "overfit": 4,
+    "mlicv2": 5,
 }
 
 #: limits checked before anything is allocated

@@ -13,7 +13,10 @@ A codec that supports refinement describes one image's problem as a :class:`Refi
 (the initial latent, the fixed means and coding scales its entropy model gives, its synthesis
 and lambda); :func:`refine` returns the refined latent. Here the hyper-latent stays as the
 analysis gave it, so means and scales are fixed and the rate term is exactly what the
-entropy coder will spend (scales are the coder's table values).
+entropy coder will spend (scales are the coder's table values). A context model, whose means
+and scales depend on the latents decoded before, gives instead a ``context`` function that
+quantises the latent with the relaxed rounding it is handed, slice by slice, and returns the
+bits and the decoded latent; the rate then follows the contexts as they change.
 """
 
 from __future__ import annotations
@@ -58,9 +61,12 @@ class RefineProblem:
     synthesize: Callable[[Tensor], Tensor]  # latent -> reconstruction in [0, 1], cropped to the image
     target: Tensor  # the image (1, 3, h, w) in [0, 1]
     lam: float  # distortion weight: loss = bits / pixels + lam * 255^2 * MSE
+    #: for context models: (latent, quantize residual) -> (bits, decoded latent); replaces the
+    #: fixed ``mean`` and ``scale`` (which then serve only as the starting point's statistics)
+    context: Callable[[Tensor, Callable[[Tensor], Tensor]], tuple[Tensor, Tensor]] | None = None
 
 
-def _bits(values: Tensor, mean: Tensor, scale: Tensor) -> Tensor:
+def gaussian_bits(values: Tensor, mean: Tensor, scale: Tensor) -> Tensor:
     """Bits of ``values`` under the discretised Gaussians (unit bins), as the coder spends them."""
     v = (values - mean).abs()
     inv = 1.0 / (scale * math.sqrt(2.0))
@@ -70,10 +76,38 @@ def _bits(values: Tensor, mean: Tensor, scale: Tensor) -> Tensor:
 
 def rd_loss(problem: RefineProblem, latent: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """(loss, bits per pixel, MSE) of coding ``latent`` (already integer-valued or relaxed)."""
+    return _score(problem, gaussian_bits(latent, problem.mean, problem.scale), latent)
+
+
+def _score(problem: RefineProblem, bits: Tensor, decoded: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     pixels = problem.target.shape[2] * problem.target.shape[3]
-    bpp = _bits(latent, problem.mean, problem.scale) / pixels
-    mse = ((problem.synthesize(latent) - problem.target) ** 2).mean()
+    bpp = bits / pixels
+    mse = ((problem.synthesize(decoded) - problem.target) ** 2).mean()
     return bpp + problem.lam * 255.0**2 * mse, bpp, mse
+
+
+def _coded_loss(problem: RefineProblem, latent: Tensor) -> Tensor:
+    """The loss of what the coder will send for ``latent`` (hard rounding)."""
+    if problem.context is not None:
+        bits, decoded = problem.context(latent, torch.round)
+        return _score(problem, bits, decoded)[0]
+    return rd_loss(problem, hard_round(problem, latent))[0]
+
+
+def _sga(temp: float, gen: torch.Generator) -> Callable[[Tensor], Tensor]:
+    """Stochastic Gumbel annealing's relaxed rounding of a residual at temperature ``temp``."""
+    eps = 1e-5
+
+    def quantize(r: Tensor) -> Tensor:
+        low = torch.floor(r).detach()
+        frac = r - low
+        logits = torch.stack([-torch.atanh(frac.clamp(eps, 1 - eps)) / temp,
+                              -torch.atanh((1 - frac).clamp(eps, 1 - eps)) / temp], dim=-1)
+        u = torch.rand(logits.shape, generator=gen).clamp(1e-9, 1 - 1e-9)
+        gumbel = -torch.log(-torch.log(u))
+        return low + torch.softmax((logits + gumbel) / temp, dim=-1)[..., 1]
+
+    return quantize
 
 
 def hard_round(problem: RefineProblem, latent: Tensor) -> Tensor:
@@ -97,19 +131,13 @@ def refine(problem: RefineProblem, iterations: int, lr: float = 5e-3, seed: int 
     latent = problem.latent.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([latent], lr=lr)
     decay = math.log(10.0) / max(1, iterations - 1)
-    eps = 1e-5
     for it in range(iterations):
-        temp = 0.5 * math.exp(-decay * it)
-        r = latent - problem.mean
-        low = torch.floor(r).detach()
-        frac = r - low
-        logits = torch.stack([-torch.atanh(frac.clamp(eps, 1 - eps)) / temp,
-                              -torch.atanh((1 - frac).clamp(eps, 1 - eps)) / temp], dim=-1)
-        u = torch.rand(logits.shape, generator=gen).clamp(1e-9, 1 - 1e-9)
-        gumbel = -torch.log(-torch.log(u))
-        weights = torch.softmax((logits + gumbel) / temp, dim=-1)
-        relaxed = problem.mean + low + weights[..., 1]
-        loss, bpp, mse = rd_loss(problem, relaxed)
+        quantize = _sga(0.5 * math.exp(-decay * it), gen)
+        if problem.context is not None:
+            bits, decoded = problem.context(latent, quantize)
+            loss, bpp, mse = _score(problem, bits, decoded)
+        else:
+            loss, bpp, mse = rd_loss(problem, problem.mean + quantize(latent - problem.mean))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -117,6 +145,6 @@ def refine(problem: RefineProblem, iterations: int, lr: float = 5e-3, seed: int 
             psnr = 10 * math.log10(1.0 / max(float(mse.detach()), 1e-12))
             progress(it + 1, iterations, f"refining: {float(bpp.detach()):.3f} bpp, {psnr:.2f} dB (relaxed)")
     with torch.no_grad():
-        before = rd_loss(problem, hard_round(problem, problem.latent))[0]
-        after = rd_loss(problem, hard_round(problem, latent))[0]
+        before = _coded_loss(problem, problem.latent)
+        after = _coded_loss(problem, latent)
     return latent.detach() if after < before else problem.latent

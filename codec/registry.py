@@ -170,6 +170,31 @@ register_codec(CodecSpec(
     ),
 ))
 register_codec(CodecSpec(
+    name="mlicv2", wire_id=CODEC_IDS["mlicv2"],
+    qualities=(1, 2, 3, 4, 5, 6), default_quality=3,
+    target="codec.mlicv2.coding:load_default",
+    summary="MLICv2-lite (Jiang et al. 2025): the hyperprior's transforms with a multi-reference entropy model "
+            "(channel, local, global and hyperprior-guided contexts, 8 slices x 2 checkerboard passes)",
+    options=(
+        EncoderOption("refine", str, "encode-time latent refinement with stochastic Gumbel annealing through "
+                      "the context model (Yang et al. 2020): fast (100 iterations), slow (600) or an iteration "
+                      "count; slower encoding, the same decoder", metavar="fast|slow|N"),
+    ),
+    variants={"mlicv2-refine-fast": {"refine": "fast"}, "mlicv2-refine-slow": {"refine": "slow"}},
+    examples=("lcodec compress kodim01.png -o k.lcd --codec mlicv2 -q 4",
+              "lcodec compress kodim01.png -o k.lcd --codec mlicv2 --refine fast   # smaller file, slower"),
+    trainer="codec.mlicv2.train:train_codec",
+    train_options=(
+        EncoderOption("without", str, "stage 1: switch these contexts off (an ablation): channel, reweight, "
+                      "local, global_context, hyper_guided, lrp", metavar="NAME[,NAME...]"),
+        EncoderOption("joint_from", str, "run the end-to-end stage (transforms and entropy model together) "
+                      "from this stage-1 checkpoint", metavar="CHECKPOINT"),
+    ),
+    train_examples=("lcodec train --codec mlicv2 --time-budget 60 --threads 2 --run-dir runs/mlicv2-s1",
+                    "lcodec train --codec mlicv2 --joint-from runs/mlicv2-s1/checkpoint.pt --time-budget 60 "
+                    "--run-dir runs/mlicv2-joint --export mlicv2-lite.safetensors"),
+))
+register_codec(CodecSpec(
     name="pc-mnist", wire_id=CODEC_IDS["pc-mnist"], lossless=True,
     target="codec.pc.coding:load_mnist",
     summary="lossless 28x28 grayscale, hidden Chow-Liu tree trained on MNIST (Liu et al. 2022)",

@@ -42,6 +42,9 @@ CASES = [
     ("overfit-target-rate", "kodim23.png[100:164, 200:296]", "overfit", None, {"iterations": 30, "target_bpp": 4.0}),
     ("overfit-q2-rgb", "kodim23.png[100:132, 200:248]", "overfit", 2, {"iterations": 40}),
     ("overfit-q5-odd", "kodim15.png[50:71, 90:123]", "overfit", 5, {"iterations": 40}),
+    ("mlicv2-q2-rgb", "kodim05.png[200:248, 300:364]", "mlicv2", 2, {}),
+    ("mlicv2-q5-odd", "kodim20.png[111:148, 222:275]", "mlicv2", 5, {}),
+    ("mlicv2-q4-gray", "kodim08.png[64:104, 128:168] as gray", "mlicv2", 4, {}),
 ]
 
 

@@ -90,9 +90,9 @@ class HyperpriorCodec:
         return (mu[:, :, oy:oy + y1 - y0, ox:ox + x1 - x0].contiguous(),
                 np.ascontiguousarray(ids[:, :, oy:oy + y1 - y0, ox:ox + x1 - x0]))
 
-    def _synthesize(self, grid: "TileGrid", tiles: "Callable[[int, int], tuple[np.ndarray, torch.Tensor]]",
+    def _synthesize(self, grid: "TileGrid", tiles: "Callable[[int, int], torch.Tensor]",
                     quality: int, height: int, width: int) -> np.ndarray:
-        """Pixels from per-tile (symbols, means), one row of tiles at a time.
+        """Pixels from each tile's decoded gained latent (1, M, h, w), one row of tiles at a time.
 
         Each tile is synthesised from its latents plus Y_HALO latents of its neighbours, so
         there are no seams, and only three rows of tiles of the latent are held at once.
@@ -104,9 +104,8 @@ class HyperpriorCodec:
         def load_row(r: int) -> None:
             strip = torch.empty(1, self.model.config.M, grid.y_box(r, 0)[1] - grid.y_box(r, 0)[0], grid.wy)
             for c in range(grid.cols):
-                y_sym, mu = tiles(r, c)
                 _, _, x0, x1 = grid.y_box(r, c)
-                strip[:, :, :, x0:x1] = (torch.from_numpy(y_sym).float() + mu) * inv_gain
+                strip[:, :, :, x0:x1] = tiles(r, c) * inv_gain
             rows[r] = strip
 
         load_row(0)
@@ -180,17 +179,33 @@ class HyperpriorCodec:
         y = y0 * gain
         if refine_iterations:
             y = self._refined(y, x, z_sym, grid, quality, h, w, refine_iterations, progress)
-        coded: dict[tuple[int, int], tuple[np.ndarray, torch.Tensor]] = {}
+        coded: dict[tuple[int, int], torch.Tensor] = {}
         for r in range(grid.rows):
             for c in range(grid.cols):
-                mu, ids = self._tile_parameters(z_sym, grid, r, c, quality)
                 a0, a1, b0, b1 = grid.y_box(r, c)
-                y_sym = _to_int32(y[:, :, a0:a1, b0:b1] - mu)
-                sections.append(entropy.encode(y_sym, ids, self.tables.y))
+                data, y_hat = self._encode_tile(y[:, :, a0:a1, b0:b1], z_sym, grid, r, c, quality)
+                sections.append(data)
                 if reconstruct:
-                    coded[r, c] = (y_sym, mu)
+                    coded[r, c] = y_hat
         recon = self._synthesize(grid, lambda r, c: coded[r, c], quality, h, w) if reconstruct else None
         return sections, recon
+
+    # -- one tile of the latent: the hooks a context model replaces ----------------------
+    def _encode_tile(self, y: torch.Tensor, z_sym: np.ndarray, grid: "TileGrid", r: int, c: int, quality: int
+                     ) -> tuple[bytes, torch.Tensor]:
+        """The gained latent of tile (r, c) -> its section and the decoded gained latent."""
+        mu, ids = self._tile_parameters(z_sym, grid, r, c, quality)
+        y_sym = _to_int32(y - mu)
+        return entropy.encode(y_sym, ids, self.tables.y), torch.from_numpy(y_sym).float() + mu
+
+    def _decode_tile(self, data: bytes, z_sym: np.ndarray, grid: "TileGrid", r: int, c: int, quality: int
+                     ) -> torch.Tensor:
+        """Inverse of :meth:`_encode_tile`: the decoded gained latent of tile (r, c)."""
+        mu, ids = self._tile_parameters(z_sym, grid, r, c, quality)
+        try:
+            return torch.from_numpy(entropy.decode(data, ids, self.tables.y)).float() + mu
+        except entropy.RansError as exc:
+            raise CorruptStreamError(f"tile {r},{c}: {exc}") from None
 
     def _refined(self, y: torch.Tensor, x: torch.Tensor, z_sym: np.ndarray, grid: "TileGrid", quality: int,
                  height: int, width: int, iterations: int, progress: Progress | None) -> torch.Tensor:
@@ -225,12 +240,8 @@ class HyperpriorCodec:
             z_shape = (1, self.model.config.N, grid.hz, grid.wz)
             z_sym = entropy.decode(sections[1], self._z_table_ids(z_shape), self.tables.z)
 
-            def tile(r: int, c: int) -> tuple[np.ndarray, torch.Tensor]:
-                mu, ids = self._tile_parameters(z_sym, grid, r, c, quality)
-                try:
-                    return entropy.decode(sections[2 + r * grid.cols + c], ids, self.tables.y), mu
-                except entropy.RansError as exc:
-                    raise CorruptStreamError(f"tile {r},{c}: {exc}") from None
+            def tile(r: int, c: int) -> torch.Tensor:
+                return self._decode_tile(sections[2 + r * grid.cols + c], z_sym, grid, r, c, quality)
 
             return self._synthesize(grid, tile, quality, height, width)
         except entropy.RansError as exc:

@@ -141,6 +141,13 @@ def load_model_file(path: Path, expected_sha256: str | None = None, coding_only:
     hyper-latent prior's float parameters are skipped, its integer tables being stored.
     """
     tensors, meta = read_weights(path, expected_sha256)
+    return model_from_tensors(tensors, meta, path, coding_only)
+
+
+def model_from_tensors(tensors: dict[str, torch.Tensor], meta: dict[str, str], path: Path,
+                       coding_only: bool = False) -> tuple[MeanScaleHyperprior, CodingTables]:
+    """The hyperprior held in a weights file's tensors and metadata (``model.*``, ``tables.*``,
+    ``coding.*`` keys; other keys are ignored, so a file may carry more than the hyperprior)."""
     try:
         config = HyperpriorConfig.from_json(meta["config"])
         precision = int(meta["precision"])

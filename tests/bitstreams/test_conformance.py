@@ -20,6 +20,8 @@ def test_every_shipped_codec_has_streams(version):
     manifest = VERSIONS[version]
     for spec in codec.codecs():
         entries = [m for m in manifest.values() if m["codec"] == spec.name]
+        if manifest is not MANIFEST and not entries:
+            continue  # a frozen older version holds the codecs of its time
         if not spec.qualities:  # no quality levels: one image, and a set of more than one chunk of 256
             counts = {tuple(m["shape"])[:-3] for m in entries}
             assert () in counts and any(c and c[0] > 256 for c in counts), spec.name

@@ -24,7 +24,8 @@ def seeds(kodak_crops):
         codec.compress(kodak_crops[1][:9, :13].mean(axis=2).astype(np.uint8), quality=3)]
     others = ["pc-mnist-one", "pc-fashion-mnist-one", "overfit-q2-rgb"]
     # the other decoders, in the current container version and in version 1
-    return own + [(CONFORMANCE / v / f"{name}.lcd").read_bytes() for v in ("v2", "v1") for name in others]
+    return own + [(CONFORMANCE / v / f"{name}.lcd").read_bytes() for v in ("v2", "v1") for name in others] + [
+        (CONFORMANCE / "v2" / "mlicv2-q2-rgb.lcd").read_bytes()]
 
 
 def test_mutated_streams_end_in_codec_error_or_an_image(seeds):
