@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ import torch
 
 from ..errors import CodecError
 from ..training.data import Augment, augmented_batch, image_files, load_images
+from ..training.schedule import atomic_save, warmup_cosine
 
 from ..interfaces import TrainRequest
 from .model import HyperpriorConfig, MeanScaleHyperprior
@@ -145,12 +145,7 @@ def widen_synthesis(model: MeanScaleHyperprior, width: int, seed: int = 0) -> Me
 
 
 def learning_rate(opts: TrainOptions, step: int, progress: float) -> float:
-    if step < opts.warmup:
-        return opts.lr * (0.1 + 0.9 * step / opts.warmup)
-    if progress <= opts.decay_from:
-        return opts.lr
-    t = min(1.0, (progress - opts.decay_from) / (1.0 - opts.decay_from))
-    return opts.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
+    return warmup_cosine(opts.lr, opts.warmup, opts.decay_from, step, progress)
 
 
 def _compiled(fn: Callable) -> Callable:
@@ -160,12 +155,6 @@ def _compiled(fn: Callable) -> Callable:
     if not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
         raise CodecError("compiled training needs a C++ compiler (g++ or clang++) on the PATH")
     return torch.compile(fn, dynamic=False)  # one static graph per crop size
-
-
-def _atomic_save(obj: object, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def train(opts: TrainOptions, config: HyperpriorConfig | None = None,
@@ -234,7 +223,7 @@ def train(opts: TrainOptions, config: HyperpriorConfig | None = None,
     window: list[tuple[float, float, int]] = []
 
     def save() -> None:
-        _atomic_save({
+        atomic_save({
             "config": config.to_json(), "model": model.state_dict(), "optimizer": opt.state_dict(),
             "step": step, "wall": base_wall + time.time() - t0, "history": history,
             "data": data_note, "augment": dataclasses.asdict(opts.augment), "init_from": init_from, "prior": prior,

@@ -24,8 +24,6 @@ the whole entropy model, residual prediction included, on ``lambda * 255^2 * MSE
 from __future__ import annotations
 
 import json
-import math
-import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -38,11 +36,21 @@ from ..errors import CodecError
 from ..interfaces import TrainRequest
 from ..hyperprior.model import MeanScaleHyperprior, gaussian_likelihood
 from ..training.data import Augment, image_files, load_images
+from ..training.schedule import atomic_save, warmup_cosine
 from .entropy_model import EntropyModelConfig, MultiReferenceEntropyModel
 
 
 #: the contexts an ablation can switch off (flags of EntropyModelConfig)
 ABLATIONS = ("channel", "reweight", "local", "global_context", "hyper_guided", "lrp")
+
+
+def ablation_config(M: int, qualities: int, names: list[str], scale_min: float = 0.11) -> EntropyModelConfig:
+    """The default entropy model for a latent of ``M`` channels with the contexts ``names``
+    switched off; unknown names are a :class:`CodecError`."""
+    unknown = [n for n in names if n not in ABLATIONS]
+    if unknown:
+        raise CodecError(f"unknown contexts {unknown}: choose from {', '.join(ABLATIONS)}")
+    return replace(EntropyModelConfig(M=M, qualities=qualities, scale_min=scale_min), **{n: False for n in names})
 
 
 @dataclass
@@ -164,21 +172,6 @@ def silence_residual_prediction(em: MultiReferenceEntropyModel) -> None:
             p.requires_grad_(False)
 
 
-def _learning_rate(opts: Stage1Options, step: int, progress: float) -> float:
-    if step < opts.warmup:
-        return opts.lr * (0.1 + 0.9 * step / opts.warmup)
-    if progress <= opts.decay_from:
-        return opts.lr
-    t = min(1.0, (progress - opts.decay_from) / (1.0 - opts.decay_from))
-    return opts.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
-
-
-def _atomic_save(obj: object, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def _load_or_build_cache(opts: Stage1Options, hp: MeanScaleHyperprior, log: Callable[[str], None]
                          ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     path = opts.run_dir / "latents.pt"
@@ -187,7 +180,7 @@ def _load_or_build_cache(opts: Stage1Options, hp: MeanScaleHyperprior, log: Call
         return cache["train"], cache["val"]
     train = latent_cache(hp, opts.data, "train", 8, log)
     val = latent_cache(hp, opts.data, "val", 1, log)
-    _atomic_save({"train": train, "val": val}, path)
+    atomic_save({"train": train, "val": val}, path)
     return train, val
 
 
@@ -258,7 +251,7 @@ def train_stage1(opts: Stage1Options, log: Callable[[str], None] = print) -> Pat
     base_step, t0, last = step, time.time(), time.time()
 
     def save() -> None:
-        _atomic_save({"config": cfg.to_json(), "model": em.state_dict(), "optimizer": opt.state_dict(),
+        atomic_save({"config": cfg.to_json(), "model": em.state_dict(), "optimizer": opt.state_dict(),
                       "distortion_weights": weights, "step": step, "wall": wall + time.time() - t0,
                       "history": history, "hyperprior": str(opts.hyperprior), "hyperprior_sha256": hp_sha,
                       "data": f"{opts.data.name}/ split train: {n // 8} crops x 8 flips/rotations"}, ckpt_path)
@@ -272,7 +265,7 @@ def train_stage1(opts: Stage1Options, log: Callable[[str], None] = print) -> Pat
             progress = max(progress, elapsed / opts.time_budget)
         if progress >= 1.0:
             break
-        lr = _learning_rate(opts, step, progress)
+        lr = warmup_cosine(opts.lr, opts.warmup, opts.decay_from, step, progress, floor=0.05)
         for g in opt.param_groups:
             g["lr"] = lr
         idx = torch.randint(0, n, (opts.batch,), generator=gen)
@@ -380,7 +373,7 @@ def train_joint(opts: JointOptions, log: Callable[[str], None] = print) -> Path:
     base_step, t0, last = step, time.time(), time.time()
 
     def save() -> None:
-        _atomic_save({"config": em.config.to_json(), "model": em.state_dict(), "hyperprior_model": hp.state_dict(),
+        atomic_save({"config": em.config.to_json(), "model": em.state_dict(), "hyperprior_model": hp.state_dict(),
                       "hyperprior_config": hp.config.to_json(), "optimizer": opt.state_dict(), "step": step,
                       "wall": wall + time.time() - t0, "history": history, "stage1": str(opts.stage1),
                       "stage1_step": int(s1["step"]), "hyperprior": s1["hyperprior"],
@@ -393,9 +386,7 @@ def train_joint(opts: JointOptions, log: Callable[[str], None] = print) -> Path:
             progress = max(progress, (time.time() - t0) / opts.time_budget)
         if progress >= 1.0:
             break
-        lr = opts.lr * (min(1.0, 0.1 + 0.9 * (step - base_step) / opts.warmup) if progress <= opts.decay_from
-                        else 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (progress - opts.decay_from)
-                                                              / (1 - opts.decay_from))))
+        lr = warmup_cosine(opts.lr, opts.warmup, opts.decay_from, step - base_step, progress)
         for g in opt.param_groups:
             g["lr"] = lr
         x = augmented_batch(images, opts.batch, gen, opts.augment)
@@ -503,12 +494,8 @@ def train_codec(request: TrainRequest, log: Callable[[str], None] = print, witho
     config = None
     if without:
         hp_cfg = most_trained(shipped).manifest["config"]
-        base = EntropyModelConfig(M=hp_cfg["M"], qualities=len(hp_cfg["lambdas"]))
-        names = [n.strip() for n in without.split(",") if n.strip()]
-        unknown = [n for n in names if n not in ABLATIONS]
-        if unknown:
-            raise CodecError(f"unknown contexts {unknown}: choose from {', '.join(ABLATIONS)}")
-        config = replace(base, **{n: False for n in names})
+        config = ablation_config(hp_cfg["M"], len(hp_cfg["lambdas"]),
+                                 [n.strip() for n in without.split(",") if n.strip()])
     opts = Stage1Options(hyperprior=most_trained(shipped).path, data=Path(request.data),
                          run_dir=Path(request.run_dir), steps=request.steps, time_budget=request.time_budget,
                          lr=request.lr, threads=request.threads, config=config)
@@ -587,11 +574,10 @@ def main(argv: list[str] | None = None) -> None:
         if a.hyperprior is None:
             p.error("stage 1 needs --hyperprior")
         hp, _ = load_model_file(a.hyperprior)
-        base = EntropyModelConfig(M=hp.config.M, qualities=hp.config.qualities, scale_min=hp.config.scale_min)
-        names = a.without.split(",")
-        if any(n not in ABLATIONS for n in names):
-            p.error(f"--without takes contexts from {', '.join(ABLATIONS)}")
-        config = replace(base, **{k: False for k in names})
+        try:
+            config = ablation_config(hp.config.M, hp.config.qualities, a.without.split(","), hp.config.scale_min)
+        except CodecError as exc:
+            p.error(str(exc))
     if a.hyperprior is None:
         p.error("stage 1 needs --hyperprior")
     ckpt = train_stage1(Stage1Options(hyperprior=a.hyperprior, data=a.data, run_dir=a.run_dir, steps=a.steps,
