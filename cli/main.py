@@ -71,18 +71,29 @@ def _run(verbose: bool, fn: Callable[[], None]) -> None:
         raise _Fail(f"internal error: {exc.__class__.__name__}: {exc} (run with -v for details)") from None
 
 
+#: names that are files, not folders to create for several outputs
+FILE_SUFFIXES = {STREAM_SUFFIX, ".png", ".ppm", ".pgm", ".pnm", ".jpg", ".jpeg", ".webp", ".tif", ".tiff"}
+
+
 def _each_input(inputs: tuple[str, ...], output: str | None, verbose: bool,
                 one: Callable[[str, str | None], None]) -> None:
     """Run ``one(input, output)`` for every input. One input: its error ends the command.
-    Several: ``output`` (if given) must be a folder; each failure is reported on its own
-    line, the other files still go, and the exit status is 1 if any failed."""
+    Several: ``output`` (if given) is a folder, created if missing; each failure is reported
+    on its own line, the other files still go, and the exit status is 1 if any failed."""
     if len(inputs) == 1:
         _run(verbose, lambda: one(inputs[0], output))
         return
     if "-" in inputs:
         raise _Fail("'-' (stdin) works with a single input only")
+    if output == "-":
+        raise _Fail("several inputs cannot all go to stdout: give -o a folder")
     if output is not None and not Path(output).is_dir():
-        raise _Fail(f"{output}: with several inputs, -o must be an existing folder")
+        if Path(output).exists() or Path(output).suffix.lower() in FILE_SUFFIXES:
+            raise _Fail(f"{output}: with several inputs, -o must be a folder")
+        try:
+            Path(output).mkdir(parents=True)
+        except OSError as exc:
+            raise _Fail(f"{output}: cannot create the folder ({exc.strerror or exc})") from None
     failed = 0
     for path in inputs:
         try:
@@ -93,6 +104,17 @@ def _each_input(inputs: tuple[str, ...], output: str | None, verbose: bool,
     if failed:
         click.echo(f"lcodec: {failed} of {len(inputs)} files failed", err=True)
         sys.exit(1)
+
+
+def _check_input(path: str) -> None:
+    """Fail early, before any naming of outputs, when ``path`` cannot be read."""
+    if path == "-":
+        return
+    p = Path(path)
+    if not p.exists():
+        raise _Fail(f"{path}: no such file")
+    if p.is_dir():
+        raise _Fail(f"{path}: is a directory")
 
 
 def _read_input(path: str) -> bytes:
@@ -142,6 +164,8 @@ def write_output(path: str, data: bytes, force: bool) -> None:
     ``path``, never the temporary file.
     """
     if path == "-":
+        if sys.stdout.isatty():
+            raise _Fail("refusing to write binary data to a terminal (redirect stdout or give -o FILE)")
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
         return
@@ -173,8 +197,37 @@ def write_output(path: str, data: bytes, force: bool) -> None:
         raise
 
 
+def _versions() -> str:
+    """lcodec's version and, per codec, the weights files installed for it (steps, hash)."""
+    from importlib import metadata
+
+    try:
+        own = metadata.version("lcodec")
+    except metadata.PackageNotFoundError:
+        own = "(not installed: running from a checkout)"
+    lines = [f"lcodec {own}"]
+    for spec in _registry().codecs():
+        found = spec.installed_weights()
+        if found:
+            lines.append(f"  {spec.name}: " + ", ".join(
+                f"{w.path.name} (" + (f"{w.manifest['steps']} steps, " if "steps" in w.manifest else "")
+                + f"sha256 {w.sha256[:16]})" for w in found))
+        else:
+            lines.append(f"  {spec.name}: no weights (fitted to each image)" if spec.fitted
+                         else f"  {spec.name}: no weights installed")
+    return "\n".join(lines)
+
+
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    click.echo(_versions())
+    ctx.exit()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="lcodec", prog_name="lcodec")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="print the versions of lcodec and of every installed weights file, and exit")
 def main() -> None:
     """lcodec: learned image compression with exact decoding.
 
@@ -226,14 +279,48 @@ def _compress_help() -> str:
             + "\n".join("  " + e for e in examples))
 
 
-class _LazyBar:
-    """A progress bar on stderr that appears only when an encoder reports progress."""
+class _PlainProgress:
+    """Progress for logs (stderr not a terminal): one line per step of 5%, or per 30 s."""
 
     def __init__(self, desc: str):
         self.desc = desc
+        self.shown = -1
+        self.last = time.monotonic()
+
+    def __call__(self, done: int, total: int, what: str) -> None:
+        step = 20 * done // max(total, 1)
+        now = time.monotonic()
+        if step > self.shown or now - self.last > 30 or done == total:
+            self.shown, self.last = step, now
+            click.echo(f"{self.desc}: {done}/{total} {printable(what)[:60]}", err=True)
+
+
+def _require_extra(extra: str, modules: tuple[str, ...]) -> None:
+    """Fail at once, in one line, when a command needs packages the core install leaves out."""
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise _Fail(f"this command needs {', '.join(missing)}: pip install 'lcodec[{extra}]'")
+
+
+def _stdout_output(output: str | None, to_stdout: bool) -> str | None:
+    if to_stdout and output not in (None, "-"):
+        raise _Fail("-c/--stdout and -o name two outputs: give one")
+    return "-" if to_stdout else output
+
+
+class _LazyBar:
+    """A progress bar on stderr that appears only when an encoder reports progress."""
+
+    def __init__(self, desc: str, quiet: bool = False):
+        self.desc = desc
+        self.quiet = quiet
         self.bar = None
 
     def __call__(self, done: int, total: int, message: str) -> None:
+        if self.quiet:
+            return
         if self.bar is None:
             from tqdm import tqdm
 
@@ -258,12 +345,18 @@ class _LazyBar:
 @click.option("-q", "--quality", type=int, default=None, help=_quality_help())
 @click.option("-f", "--force", is_flag=True, help="overwrite an existing output")
 @click.option("--verify", is_flag=True, help="decode the result again and check it is exact")
+@click.option("-c", "--stdout", "to_stdout", is_flag=True, help="write the stream to stdout (as -o -)")
 @_encoder_options
+@click.option("--quiet", is_flag=True, help="no progress bars")
 @click.option("-v", "--verbose", is_flag=True, help="print size, bits per pixel and timing")
 def compress(inputs: tuple[str, ...], output: str | None, codec_name: str, quality: int | None, force: bool,
-             verify: bool, verbose: bool, **options: object) -> None:
+             verify: bool, to_stdout: bool, quiet: bool, verbose: bool, **options: object) -> None:
+    output = _stdout_output(output, to_stdout)
+
     def go(input: str, output: str | None) -> None:
         import codec
+
+        _check_input(input)
 
         spec = codec.get_codec(codec_name)
         given = [o for o, v in options.items() if v is not None and spec.option(o) is None]
@@ -280,7 +373,7 @@ def compress(inputs: tuple[str, ...], output: str | None, codec_name: str, quali
         if out != "-" and Path(out).exists() and not force:
             raise _Fail(f"{out}: already exists (use -f to overwrite)")
         raw = _read_input(input)
-        bar = _LazyBar("encoding")
+        bar = _LazyBar("encoding", quiet)
         t0 = time.perf_counter()
         try:
             enc = codec.compress_image(raw, codec=codec_name, quality=quality, verify=verify, progress=bar,
@@ -305,6 +398,17 @@ def compress(inputs: tuple[str, ...], output: str | None, codec_name: str, quali
     _each_input(inputs, output, verbose, go)
 
 
+def _decoded_name(stream_name: str) -> str:
+    """``x.png.lcd`` -> ``x.png``; ``x.ppm.lcd`` -> ``x.ppm``; ``x.lcd`` (or any other name the
+    decoder cannot write) -> ``x.png``."""
+    from codec.imageio import PNM_SUFFIXES, is_idx_name
+
+    base = stream_name[: -len(STREAM_SUFFIX)]
+    if is_idx_name(base) or Path(base).suffix.lower() in PNM_SUFFIXES | {".png"}:
+        return base
+    return base + ".png"
+
+
 @main.command()
 @click.argument("inputs", metavar="IN...", nargs=-1, required=True)
 @click.option("-o", "--output", metavar="OUT",
@@ -315,13 +419,15 @@ def compress(inputs: tuple[str, ...], output: str | None, codec_name: str, quali
               help="original image: print the PSNR of the decoded pixels against it")
 @click.option("--max-pixels", type=int, default=None,
               help="decode at most this many pixels (replaces the default pixels-per-byte limit)")
+@click.option("-c", "--stdout", "to_stdout", is_flag=True, help="write the image to stdout as PNG (as -o -)")
 @click.option("-v", "--verbose", is_flag=True, help="print size and timing")
 def decompress(inputs: tuple[str, ...], output: str | None, force: bool, reference: str | None,
-               max_pixels: int | None, verbose: bool) -> None:
+               max_pixels: int | None, to_stdout: bool, verbose: bool) -> None:
     """Decompress lcodec streams to PNG or PPM/PGM images.
 
-    Without -o, NAME.png.lcd is written to NAME.png. Several inputs are decoded one after
-    another; a stream that fails is reported and skipped.
+    Without -o, NAME.png.lcd is written to NAME.png and NAME.lcd to NAME.png (an existing
+    file is never overwritten without -f). Several inputs are decoded one after another; a
+    stream that fails is reported and skipped.
 
     \b
     Examples:
@@ -334,20 +440,22 @@ def decompress(inputs: tuple[str, ...], output: str | None, force: bool, referen
     """
     if reference is not None and len(inputs) > 1:
         raise _Fail("--reference works with a single input only")
+    output = _stdout_output(output, to_stdout)
 
     def go(input: str, output: str | None) -> None:
         import codec
         from codec.imageio import encode_idx, encode_image_file, is_idx_name, output_suffix
 
+        _check_input(input)
         if output is not None and Path(output).is_dir():
             name = Path(input).name
             if not name.endswith(STREAM_SUFFIX):
                 raise _Fail(f"{input}: cannot name the output (no {STREAM_SUFFIX} suffix); decode it alone with -o")
-            output = str(Path(output) / name[: -len(STREAM_SUFFIX)])
+            output = str(Path(output) / _decoded_name(name))
         if output is None:
             if input == "-" or not input.endswith(STREAM_SUFFIX):
-                raise _Fail("give the output with -o")
-            out = input[: -len(STREAM_SUFFIX)]
+                raise _Fail(f"give the output with -o (only NAME{STREAM_SUFFIX} names its own output)")
+            out = str(Path(input).with_name(_decoded_name(Path(input).name)))
         else:
             out = output
         to_idx = out != "-" and is_idx_name(out)
@@ -473,6 +581,7 @@ def _eval_help() -> str:
 def evaluate(images: tuple[str, ...], codec_args: tuple[str, ...], baseline: str, jobs: int, out_dir: Path,
              compare: tuple[Path, ...], lossless: bool, limit: int | None, single_files: int,
              split: str, verbose: bool) -> None:
+    _require_extra("eval", ("imagecodecs", "pytorch_msssim", "scipy", "matplotlib"))
     if lossless:
         _run(verbose, lambda: _eval_lossless(images, codec_args, baseline, out_dir, limit, single_files))
         return
@@ -512,8 +621,12 @@ def evaluate(images: tuple[str, ...], codec_args: tuple[str, ...], baseline: str
             click.echo(f"not measured by default (minutes per image): {', '.join(slow)}; "
                        f"name them with --codec", err=True)
         bar = tqdm(total=1, unit="job", desc="eval", dynamic_ncols=True, disable=None)
+        plain = _PlainProgress("eval") if bar.disable else None
 
         def progress(done: int, total: int, what: str) -> None:
+            if plain is not None:
+                plain(done, total, what)
+                return
             bar.total = total
             bar.n = done
             bar.set_postfix_str(what[:40])
@@ -634,6 +747,8 @@ def train(codec_name: str, data: Path, run_dir: Path | None, steps: int, time_bu
         crop_sizes = tuple(int(c) for c in crops.split(","))
     except ValueError:
         raise click.BadParameter("give comma-separated numbers", param_hint="--crops") from None
+
+    _require_extra("train", ("compressai",))
 
     def go() -> None:
         import codec

@@ -35,14 +35,14 @@ class EncodedImage:
         return 8.0 * len(self.data) / (self.header.width * self.header.height * self.images)
 
 
-def compress(image: str | os.PathLike[str] | bytes | np.ndarray, codec: str | None = None,
+def compress(image: str | os.PathLike[str] | bytes | np.ndarray | Any, codec: str | None = None,
              quality: int | None = None, verify: bool = False, progress: Progress | None = None,
              **options: object) -> bytes:
     """Compress an image to lcodec bytes.
 
-    ``image`` is a path, the bytes of an image file, an HxWx3 uint8 array (RGB) or an HxW
-    (or HxWx1) uint8 array (grayscale); for an image-set codec also an idx3 file or an NxHxW
-    array. ``codec`` defaults to the registry's default codec. ``verify=True`` decodes the
+    ``image`` is a path, the bytes of an image file, a binary file object, a PIL image, an
+    HxWx3 uint8 array (RGB) or an HxW (or HxWx1) uint8 array (grayscale); for an image-set
+    codec also an idx3 file or an NxHxW array. ``codec`` defaults to the registry's default codec. ``verify=True`` decodes the
     result once more and checks it against the encoder's own reconstruction. Encoder
     ``options`` are those the codec declares in the registry (``lcodec info --codecs`` lists
     them, as ``--name`` flags); ``progress(done, total, message)``
@@ -212,13 +212,39 @@ def _compress_set(spec: CodecSpec, impl: Any, images: np.ndarray, verify: bool, 
     return EncodedImage(data, header, n, dict(enc.stats))
 
 
+#: the largest stream read from a path or file object (a stream of the biggest image the
+#: container holds is far smaller): a wrong path to a huge file fails fast instead of filling memory
+MAX_STREAM_BYTES = 1 << 30
+
+
 def _stream_bytes(data: object) -> bytes:
-    """The bytes of a stream; anything else (a path included: streams are read by the caller,
-    as ``open(path, "rb").read()``) is a :class:`CodecError`, not a ``TypeError`` from ``bytes()``."""
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        hint = " (read the file first)" if isinstance(data, (str, os.PathLike)) else ""
-        raise CodecError(f"expected the bytes of a stream, not {type(data).__name__}{hint}")
-    return bytes(data)
+    """The bytes of a stream given as bytes, a path or a binary file object; anything else is a
+    :class:`CodecError`, not a ``TypeError`` from ``bytes()``."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    if isinstance(data, (str, os.PathLike)):
+        try:
+            with open(data, "rb") as f:
+                return _read_limited(f, str(data))
+        except OSError as exc:
+            raise CodecError(f"{data}: cannot read ({exc.strerror or exc})") from None
+    if hasattr(data, "read"):
+        return _read_limited(data, "file object")
+    raise CodecError(f"expected the bytes of a stream, a path or a binary file, not {type(data).__name__}")
+
+
+def _read_limited(f: Any, name: str) -> bytes:
+    try:
+        raw = f.read(MAX_STREAM_BYTES + 1)
+    except OSError as exc:
+        raise CodecError(f"{name}: cannot read ({exc.strerror or exc})") from None
+    except ValueError:  # a text-mode file decoding binary data, or a closed file
+        raise CodecError(f"{name}: not a readable binary file (open it with 'rb')") from None
+    if not isinstance(raw, (bytes, bytearray)):
+        raise CodecError(f"{name}: not opened in binary mode (open it with 'rb')")
+    if len(raw) > MAX_STREAM_BYTES:
+        raise CodecError(f"{name}: more than {MAX_STREAM_BYTES} bytes, larger than any stream")
+    return bytes(raw)
 
 
 def image_count(data: bytes) -> int:
@@ -232,8 +258,9 @@ def image_count(data: bytes) -> int:
 #: time grows at most linearly with the size of the input
 
 
-def decompress(data: bytes, max_pixels: int | None = None) -> np.ndarray:
-    """Decode lcodec bytes to an HxWxC uint8 array (C is 3 for RGB, 1 for grayscale).
+def decompress(data: bytes | str | os.PathLike[str] | Any, max_pixels: int | None = None) -> np.ndarray:
+    """Decode an lcodec stream (bytes, a path, or a binary file object) to an HxWxC uint8
+    array (C is 3 for RGB, 1 for grayscale).
 
     A stream of several images or frames decodes to NxHxWxC.
 
@@ -283,8 +310,9 @@ def _decode(spec: CodecSpec, container: Container, info_: StreamInfo) -> np.ndar
     return out
 
 
-def info(data: bytes) -> dict[str, object]:
-    """The header of a stream, as a dict (no decoding, no weights needed)."""
+def info(data: bytes | str | os.PathLike[str] | Any) -> dict[str, object]:
+    """The header of a stream (bytes, a path or a binary file object), as a dict (no
+    decoding, no weights needed)."""
     data = _stream_bytes(data)
     hdr = read_header(data)
     try:

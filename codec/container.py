@@ -42,6 +42,7 @@ CODEC_IDS: dict[str, int] = {
     "pc-fashion-mnist": 3,
     "overfit": 4,
     "mlicv2": 5,
+    "s2lic": 6,
 }
 
 #: limits checked before anything is allocated

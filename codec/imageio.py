@@ -37,6 +37,9 @@ def _pil():
     return Image
 
 
+#: the most bytes read from a file object given as an image
+MAX_FILE_BYTES = 1 << 30
+
 #: how errors name an image given as bytes (callers that know its origin substitute it)
 UNNAMED = "<input>"
 
@@ -71,7 +74,38 @@ def read_image(source: str | os.PathLike[str] | bytes) -> np.ndarray:
             img.load()
         except Exception:
             raise UnsupportedImageError(unreadable) from None
-        return image_to_array(img, name)
+        return image_to_array(displayed(img, name), name)
+
+
+def displayed(img: Any, name: str = "<image>") -> Any:
+    """The image as a viewer shows it: EXIF orientation applied (a phone's portrait JPEG is
+    stored sideways), and colours converted to sRGB when an ICC profile says they are in
+    another colour space (streams hold sRGB; the decoded PNG is sRGB). A profile that cannot be
+    read is refused rather than ignored."""
+    from PIL import ImageOps
+
+    try:
+        img = ImageOps.exif_transpose(img) or img
+    except Exception:
+        raise UnsupportedImageError(f"{name}: its EXIF orientation cannot be read") from None
+    icc = img.info.get("icc_profile")
+    if not icc or img.mode not in ("RGB", "RGBA"):
+        return img
+    from PIL import ImageCms
+
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        description = ImageCms.getProfileDescription(source).strip().lower()
+    except Exception:
+        raise UnsupportedImageError(f"{name}: its ICC colour profile cannot be read (strip it, or convert the "
+                                    "image to sRGB first)") from None
+    if "srgb" in description or "iec61966" in description:
+        return img
+    try:
+        return ImageCms.profileToProfile(img, source, ImageCms.createProfile("sRGB"), outputMode=img.mode)
+    except Exception:
+        raise UnsupportedImageError(f"{name}: its colours cannot be converted from its ICC profile "
+                                    f"({description}) to sRGB") from None
 
 
 def check_image_header(img: Any, name: str = "<image>") -> None:
@@ -100,7 +134,7 @@ def _deeper_than_8_bits(img: Any) -> bool:
     """
     if img.mode in ("I", "F") or img.mode.startswith("I;16"):
         return True
-    for tile in img.tile:
+    for tile in getattr(img, "tile", None) or []:
         args = tile[3]
         raw = args if isinstance(args, str) else args[0] if isinstance(args, tuple) and args else None
         if isinstance(raw, str) and raw.endswith((";16B", ";16L", ";16N")):
@@ -139,11 +173,35 @@ def image_to_array(img, name: str = "<image>") -> np.ndarray:
 
 
 def as_array(image: object) -> np.ndarray:
-    """Accept a path, bytes, or an HxW / HxWx1 / HxWx3 uint8 array; return HxWxC uint8."""
+    """Accept a path, bytes, a binary file object, a PIL image, or an HxW / HxWx1 / HxWx3
+    uint8 array; return HxWxC uint8."""
     if isinstance(image, (str, os.PathLike, bytes)):
         return read_image(image)  # type: ignore[arg-type]
+    if isinstance(image, (bytearray, memoryview)):
+        return read_image(bytes(image))
+    Image = _pil()
+    if isinstance(image, Image.Image):
+        check_image_header(image, "PIL image")
+        try:
+            image.load()
+        except Exception:
+            raise UnsupportedImageError("PIL image: its pixels cannot be loaded") from None
+        return image_to_array(displayed(image, "PIL image"), "PIL image")
+    if hasattr(image, "read") and not isinstance(image, np.ndarray):
+        try:
+            raw = image.read(MAX_FILE_BYTES + 1)
+        except OSError as exc:
+            raise UnsupportedImageError(f"file object: cannot read ({exc.strerror or exc})") from None
+        except ValueError:  # text mode, or closed
+            raise UnsupportedImageError("file object: not a readable binary file (open it with 'rb')") from None
+        if not isinstance(raw, (bytes, bytearray)):
+            raise UnsupportedImageError("file object: not opened in binary mode")
+        if len(raw) > MAX_FILE_BYTES:
+            raise UnsupportedImageError(f"file object: more than {MAX_FILE_BYTES} bytes; not read")
+        return read_image(bytes(raw))
     if not isinstance(image, np.ndarray):
-        raise UnsupportedImageError(f"expected a path or a numpy array, not {type(image).__name__}")
+        raise UnsupportedImageError(f"expected a path, bytes, a file object, a PIL image or a numpy array, "
+                                    f"not {type(image).__name__}")
     if image.dtype != np.uint8:
         raise UnsupportedImageError(f"arrays must be uint8, not {image.dtype}")
     if image.ndim == 2:

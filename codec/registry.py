@@ -59,6 +59,17 @@ class CodecSpec:
     def option(self, name: str) -> EncoderOption | None:
         return next((o for o in self.options if o.name == name), None)
 
+    def installed_weights(self) -> list[Any]:
+        """The weights files installed for this codec (``NAME.json`` or ``NAME-*.json``
+        manifests in its package's ``weights`` folder or on ``$LCODEC_WEIGHTS``), without
+        importing the implementation."""
+        from pathlib import Path
+
+        from .weightfiles import installed_weights
+
+        package = Path(__file__).parent / self.target.split(":")[0].split(".")[1] / "weights"
+        return installed_weights(package, f"{self.name}.json") + installed_weights(package, f"{self.name}-*.json")
+
     def load(self) -> Any:
         """Import the implementation's factory (torch and friends load only here)."""
         module, attr = self.target.split(":")
@@ -169,31 +180,43 @@ register_codec(CodecSpec(
         "--lambdas 0.0018,0.0035,0.0067,0.013,0.025,0.0483,0.0932,0.18",
     ),
 ))
-register_codec(CodecSpec(
-    name="mlicv2", wire_id=CODEC_IDS["mlicv2"],
-    qualities=(1, 2, 3, 4, 5, 6), default_quality=3,
-    target="codec.mlicv2.coding:load_default",
-    summary="MLICv2-lite (Jiang et al. 2025): the hyperprior's transforms with a multi-reference entropy model "
-            "(channel, local, global and hyperprior-guided contexts, 8 slices x 2 checkerboard passes)",
-    options=(
-        EncoderOption("refine", str, "encode-time latent refinement with stochastic Gumbel annealing through "
-                      "the context model (Yang et al. 2020): fast (100 iterations), slow (600) or an iteration "
-                      "count; slower encoding, the same decoder", metavar="fast|slow|N"),
-    ),
-    variants={"mlicv2-refine-fast": {"refine": "fast"}, "mlicv2-refine-slow": {"refine": "slow"}},
-    examples=("lcodec compress kodim01.png -o k.lcd --codec mlicv2 -q 4",
-              "lcodec compress kodim01.png -o k.lcd --codec mlicv2 --refine fast   # smaller file, slower"),
-    trainer="codec.mlicv2.train:train_codec",
-    train_options=(
-        EncoderOption("without", str, "stage 1: switch these contexts off (an ablation): channel, reweight, "
-                      "local, global_context, hyper_guided, lrp", metavar="NAME[,NAME...]"),
-        EncoderOption("joint_from", str, "run the end-to-end stage (transforms and entropy model together) "
-                      "from this stage-1 checkpoint", metavar="CHECKPOINT"),
-    ),
-    train_examples=("lcodec train --codec mlicv2 --time-budget 60 --threads 2 --run-dir runs/mlicv2-s1",
-                    "lcodec train --codec mlicv2 --joint-from runs/mlicv2-s1/checkpoint.pt --time-budget 60 "
-                    "--run-dir runs/mlicv2-joint --export mlicv2-lite.safetensors"),
-))
+#: options shared by the sliced context codecs (codec/context/)
+CONTEXT_REFINE = EncoderOption("refine", str, "encode-time latent refinement with stochastic Gumbel annealing "
+                               "through the context model (Yang et al. 2020): fast (100 iterations), slow (600) "
+                               "or an iteration count; slower encoding, the same decoder", metavar="fast|slow|N")
+JOINT_FROM = EncoderOption("joint_from", str, "run the end-to-end stage (transforms and entropy model together) "
+                           "from this stage-1 checkpoint", metavar="CHECKPOINT")
+
+
+def context_codec(name: str, summary: str, ablations: str) -> CodecSpec:
+    """The entry of a sliced context codec (codec/context/): the hyperprior's qualities, the
+    refinement option and its variants, two-stage training."""
+    return CodecSpec(
+        name=name, wire_id=CODEC_IDS[name], qualities=(1, 2, 3, 4, 5, 6), default_quality=3,
+        target=f"codec.{name}.coding:load_default", summary=summary, options=(CONTEXT_REFINE,),
+        variants={f"{name}-refine-fast": {"refine": "fast"}, f"{name}-refine-slow": {"refine": "slow"}},
+        examples=(f"lcodec compress kodim01.png -o k.lcd --codec {name} -q 4",
+                  f"lcodec compress kodim01.png -o k.lcd --codec {name} --refine fast   # smaller file, slower"),
+        trainer=f"codec.{name}.train:train_codec",
+        train_options=(
+            EncoderOption("without", str, f"stage 1: switch these contexts off (an ablation): {ablations}",
+                          metavar="NAME[,NAME...]"),
+            JOINT_FROM,
+        ),
+        train_examples=(f"lcodec train --codec {name} --time-budget 60 --threads 2 --run-dir runs/{name}-s1",
+                        f"lcodec train --codec {name} --joint-from runs/{name}-s1/checkpoint.pt --time-budget 60 "
+                        f"--run-dir runs/{name}-joint --export {name}-lite.safetensors"),
+    )
+
+
+register_codec(context_codec(
+    "mlicv2", "MLICv2-lite (Jiang et al. 2025): the hyperprior's transforms with a multi-reference entropy model "
+              "(channel, local, global and hyperprior-guided contexts, 8 slices x 2 checkerboard passes)",
+    "channel, reweight, local, global_context, hyper_guided, lrp"))
+register_codec(context_codec(
+    "s2lic", "S2LIC-lite (Wang et al. 2024): the hyperprior's transforms with the ACGC entropy model (adaptive "
+             "channel-wise attention, deformable global-inter attention, 8 slices x 2 checkerboard passes)",
+    "channel_attention, global_inter, local, lrp"))
 register_codec(CodecSpec(
     name="pc-mnist", wire_id=CODEC_IDS["pc-mnist"], lossless=True,
     target="codec.pc.coding:load_mnist",

@@ -45,6 +45,9 @@ CASES = [
     ("mlicv2-q2-rgb", "kodim05.png[200:248, 300:364]", "mlicv2", 2, {}),
     ("mlicv2-q5-odd", "kodim20.png[111:148, 222:275]", "mlicv2", 5, {}),
     ("mlicv2-q4-gray", "kodim08.png[64:104, 128:168] as gray", "mlicv2", 4, {}),
+    ("s2lic-q2-rgb", "kodim05.png[200:248, 300:364]", "s2lic", 2, {}),
+    ("s2lic-q5-odd", "kodim20.png[111:148, 222:275]", "s2lic", 5, {}),
+    ("s2lic-q4-gray", "kodim08.png[64:104, 128:168] as gray", "s2lic", 4, {}),
 ]
 
 

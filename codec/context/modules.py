@@ -108,6 +108,11 @@ class LinearAttention(nn.Module):
         self.v = conv1x1(value_channels, dv)
         self.dv = dv
 
+    def extra_macs(self, inputs: tuple[Tensor, ...], output: Tensor) -> int:
+        """The two attention products (for :func:`codec.context.transforms.count_macs`)."""
+        n = inputs[0].shape[2] * inputs[0].shape[3]
+        return 2 * n * self.q.out_channels * self.dv
+
     def forward(self, guide: Tensor, value: Tensor, key_mask: Tensor | None = None) -> Tensor:
         B, _, h, w = guide.shape
         g = guide + self.position(guide)

@@ -228,13 +228,15 @@ def run_eval(images: list[Path], jobs_spec: list[tuple[Adapter, list[float]]], o
 
 
 def curves(rows: list[Row], descriptions: dict[str, str]) -> dict[str, dict]:
-    """Per-codec means over images, in CompressAI's results format (plus psnr-y and ms-ssim-db)."""
+    """Per-codec means over images, in CompressAI's results format and key names (``psnr-rgb``,
+    ``ms-ssim-rgb``, so ``python -m compressai.utils.plot -m psnr|ms-ssim`` reads them), plus
+    ``psnr-y`` and ``ms-ssim-db``."""
     out = {}
     for name in dict.fromkeys(r.codec for r in rows):
         sel = [r for r in rows if r.codec == name]
         settings = sorted({r.setting for r in sel})
-        res: dict[str, list[float]] = {k: [] for k in ("quality", "bpp", "psnr-rgb", "psnr-y", "ms-ssim",
-                                                       "ms-ssim-db", "encoding_time", "decoding_time")}
+        res: dict[str, list[float]] = {k: [] for k in ("quality", "bpp", "psnr-rgb", "psnr-y",
+                                                       "ms-ssim-rgb", "ms-ssim-db", "encoding_time", "decoding_time")}
         for s in settings:
             at = [r for r in sel if r.setting == s]
             ms = float(np.nanmean([r.ms_ssim for r in at])) if any(not math.isnan(r.ms_ssim) for r in at) else float("nan")
@@ -242,7 +244,7 @@ def curves(rows: list[Row], descriptions: dict[str, str]) -> dict[str, dict]:
             res["bpp"].append(float(np.mean([r.bpp for r in at])))
             res["psnr-rgb"].append(float(np.mean([r.psnr_rgb for r in at])))
             res["psnr-y"].append(float(np.mean([r.psnr_y for r in at])))
-            res["ms-ssim"].append(ms)
+            res["ms-ssim-rgb"].append(ms)
             res["ms-ssim-db"].append(ms_ssim_db(ms) if not math.isnan(ms) else float("nan"))
             res["encoding_time"].append(float(np.mean([r.encode_s for r in at])))
             res["decoding_time"].append(float(np.mean([r.decode_s for r in at])))
@@ -318,7 +320,7 @@ def format_means(all_curves: dict[str, dict]) -> str:
         r = c["results"]
         for i, q in enumerate(r["quality"]):
             enc, dec = (r[k][i] if k in r else float("nan") for k in ("encoding_time", "decoding_time"))
-            ms = r["ms-ssim"][i] if "ms-ssim" in r else float("nan")
+            ms = r.get("ms-ssim-rgb", r.get("ms-ssim", [float("nan")] * len(r["bpp"])))[i]
             lines.append(f"{name:<{width}s}  {q:>7g}  {r['bpp'][i]:7.4f}  {r['psnr-rgb'][i]:6.2f}  {ms:7.4f}  "
                          f"{enc:7.2f}  {dec:6.2f}".replace("nan", "  -"))
     return "\n".join(lines)
@@ -342,6 +344,13 @@ def format_bd_table(table: dict[str, dict[str, float]], title: str) -> str:
     return "\n".join(lines)
 
 
+def _dataset_name(paths: list[Path], split: str) -> str:
+    """The folder the images come from (``kodak``, ``train (val split)``), for titles."""
+    folders = sorted({p.parent.name for p in paths})
+    name = folders[0] if len(folders) == 1 else ", ".join(folders[:3]) + (" ..." if len(folders) > 3 else "")
+    return name if split == "all" else f"{name} ({split} split)"
+
+
 def protocol(paths: list[Path], adapters: list[Adapter], workers: int, split: str = "all") -> dict:
     """What a reader needs to repeat a run: images, machine, package versions, codec versions."""
     import os
@@ -351,6 +360,7 @@ def protocol(paths: list[Path], adapters: list[Adapter], workers: int, split: st
 
     out: dict = {
         "images": [p.name for p in paths], "split": split, "image_count": len(paths),
+        "dataset": _dataset_name(paths, split),
         "bpp": "8 * file bytes / (width * height)", "psnr": "PSNR-RGB over 8-bit decoded pixels",
         "ms_ssim": "pytorch_msssim, data_range 255, RGB", "machine": platform.machine(), "cores": os.cpu_count(),
         "python": platform.python_version(), "numpy": numpy.__version__, "workers": workers,
@@ -391,38 +401,54 @@ def write_outputs(out_dir: Path, rows: list[Row], all_curves: dict[str, dict], t
     bd_path = out_dir / "bd_rate.json"
     bd_path.write_text(json.dumps(tables, indent=2) + "\n")
     written.append(bd_path)
-    written.extend(plot_curves(out_dir, all_curves))
+    title = None
+    if run_protocol is not None:
+        title = f"{run_protocol.get('dataset', '')}, {run_protocol.get('image_count', '?')} images"
+    written.extend(plot_curves(out_dir, all_curves, title))
     return written
 
 
-def plot_curves(out_dir: Path, all_curves: dict[str, dict]) -> list[Path]:
+#: marker shapes cycled with the colours, so no two of up to 60 curves look alike
+MARKERS = "os^vD<>pXh*"
+
+
+def plot_curves(out_dir: Path, all_curves: dict[str, dict], title: str | None = None) -> list[Path]:
+    """``rd_psnr.png`` and ``rd_msssim.png``: one curve per codec (published ones dashed),
+    each with its own colour and marker, axes fitted to the points, ``title`` on top."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    cmap = plt.get_cmap("tab20")
     out = []
     for key, label, fname in (("psnr-rgb", "PSNR-RGB (dB)", "rd_psnr.png"),
                               ("ms-ssim-db", "MS-SSIM (dB)", "rd_msssim.png")):
-        fig, ax = plt.subplots(figsize=(8, 6))
+        fig, ax = plt.subplots(figsize=(9, 6.5))
         drawn = 0
-        for name, c in all_curves.items():
+        xs: list[float] = []
+        for i, (name, c) in enumerate(all_curves.items()):
             r = c["results"]
             if key not in r:
                 continue
-            pts = sorted((b, d) for b, d in zip(r["bpp"], r[key]) if not math.isnan(d) and b <= 2.5)
+            pts = sorted((b, d) for b, d in zip(r["bpp"], r[key]) if not math.isnan(d) and not math.isnan(b))
             if not pts:
                 continue
-            style = "--" if name.endswith("(published)") else "-"
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="." if style == "-" else None,
-                    label=name, linewidth=1.5 if style == "-" else 1.0)
+            published = name.endswith("(published)")
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "--" if published else "-",
+                    color=cmap(i % 20), marker=MARKERS[i % len(MARKERS)], markersize=3.5 if published else 4.5,
+                    label=name, linewidth=1.0 if published else 1.5)
+            xs.extend(p[0] for p in pts)
             drawn += 1
         ax.set_xlabel("bits per pixel")
         ax.set_ylabel(label)
-        ax.set_xlim(0, 2.0)
+        if xs:
+            ax.set_xlim(0, max(xs) * 1.03)
         ax.grid(True, alpha=0.3)
+        if title:
+            ax.set_title(title)
         if drawn:
-            ax.legend(fontsize=7, loc="lower right")
+            ax.legend(fontsize=7, loc="lower right", ncol=2 if drawn > 12 else 1)
         fig.tight_layout()
         path = out_dir / fname
         fig.savefig(path, dpi=110)

@@ -2,147 +2,63 @@
 :class:`~codec.mlicv2.entropy_model.MultiReferenceEntropyModel`.
 
 It follows the float model operation for operation (see :mod:`codec.context.integer` for the
-number system). Between the integer networks and the entropy coder the values pass through
-single float32 operations, which IEEE 754 rounds alike on every machine: a head's fixed-point
-mean ``m`` becomes ``(float32(m) * 2^-12) * gain``; a decoded latent is ``float32(symbol) +
-mean`` (plus the residual correction); it returns to the contexts as ``round(y_hat * inv_gain *
-2^12)``.
+number system and :mod:`codec.context.tiles` for the loop it plugs its contexts into).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import numpy as np
 
-from ..context.checkerboard import ANCHOR, anchors
-from ..context.integer import (A_FRAC, ACTIVATION_LIMIT, IntegerAttention, IntegerHead, IntegerReweight,
-                               checkerboard_conv, conv_stack, hard_tanh_half)
+from ..context.integer import IntegerAttention, IntegerReweight, checkerboard_conv, conv_stack
+from ..context.tiles import IntegerSlicedModel, IntegerSliceHeads, SlicedTile, Weights, has_module
 from .entropy_model import EntropyModelConfig
 
-UNIT = np.float32(2.0**-A_FRAC)
-SCALE = np.float32(2.0**A_FRAC)
 
-
-class _Slice:
-    def __init__(self, w: Mapping[str, np.ndarray], p: str, index: int, cfg: EntropyModelConfig):
-        has = lambda name: f"{p}.{name}" in w or any(k.startswith(f"{p}.{name}.") for k in w)  # noqa: E731
-        self.reweight = IntegerReweight(w, f"{p}.reweight") if has("reweight") else None
+class _Slice(IntegerSliceHeads):
+    def __init__(self, w: Weights, p: str):
+        super().__init__(w, p)
+        self.reweight = IntegerReweight(w, f"{p}.reweight") if has_module(w, f"{p}.reweight") else None
         self.channel = conv_stack(w, [(f"{p}.channel.0", True), (f"{p}.channel.2", True)], f"{p}.channel") \
-            if has("channel") else None
-        self.inter = IntegerAttention(w, f"{p}.inter") if has("inter") else None
-        self.intra = IntegerAttention(w, f"{p}.intra") if has("intra") else None
-        self.local = checkerboard_conv(w, f"{p}.local.0") if has("local") else None
-        self.head_anchor = IntegerHead(w, f"{p}.head_anchor")
-        self.head_non_anchor = IntegerHead(w, f"{p}.head_non_anchor")
-        self.residual = IntegerHead(w, f"{p}.residual") if has("residual") else None
+            if has_module(w, f"{p}.channel") else None
+        self.inter = IntegerAttention(w, f"{p}.inter") if has_module(w, f"{p}.inter") else None
+        self.intra = IntegerAttention(w, f"{p}.intra") if has_module(w, f"{p}.intra") else None
+        self.local = checkerboard_conv(w, f"{p}.local.0") if has_module(w, f"{p}.local") else None
 
 
-class IntegerMultiReference:
-    """Built once from the float16 weights (``prefix.*`` keys of a state dict, as numpy)."""
+class TileModel(SlicedTile):
+    """One tile's latent under MLICv2's contexts."""
 
-    def __init__(self, weights: Mapping[str, np.ndarray], cfg: EntropyModelConfig, prefix: str = "em"):
-        self.config = cfg
-        self.embed = conv_stack(weights, [(f"{prefix}.hyper_embed.0", True), (f"{prefix}.hyper_embed.2", True)],
-                                "hyper embedding")
-        self.slices = [_Slice(weights, f"{prefix}.slices.{i}", i, cfg) for i in range(cfg.slices)]
-
-    def tile(self, hyper: np.ndarray, quality: int, gain: np.ndarray, inv_gain: np.ndarray,
-             scales: np.ndarray) -> "TileModel":
-        """The coding state of one tile: ``hyper`` are the integer hyper-synthesis outputs
-        (2M, h, w) in units of 2^-12 (ungained means, then scales); ``gain``/``inv_gain`` the
-        quality's float32 gains (M,); ``scales`` the float32 upper edges of the scale tables."""
-        return TileModel(self, hyper, quality, gain, inv_gain, scales)
-
-
-class TileModel:
-    """One tile's latent, coded slice by slice (a :class:`codec.context.coding.StagedModel`)."""
-
-    def __init__(self, net: IntegerMultiReference, hyper: np.ndarray, quality: int, gain: np.ndarray,
-                 inv_gain: np.ndarray, scales: np.ndarray):
-        cfg = net.config
-        self.net = net
-        self.q = quality - 1
-        self.slices = cfg.slices
-        self.slice_channels = cfg.slice_channels
-        self.height, self.width = hyper.shape[1:]
-        self.hyper = np.clip(hyper.transpose(1, 2, 0).astype(np.float64), -ACTIVATION_LIMIT, ACTIVATION_LIMIT)
-        self.gain = np.asarray(gain, dtype=np.float32)
-        self.inv_gain = np.asarray(inv_gain, dtype=np.float32)
-        self.scales = scales
-        self.scale_min = np.float32(cfg.scale_min)
-        self.anchor = anchors(self.height, self.width)
-        self.embed = net.embed(self.hyper)
-        self.decoded: list[np.ndarray] = []  # ungained, fixed point, per slice
-        #: the decoded gained latent (H, W, M) float32, filled slice by slice
-        self.y_hat = np.zeros((self.height, self.width, cfg.M), dtype=np.float32)
-        self._base: np.ndarray | None = None
-        self._own: np.ndarray | None = None
-        self._anchor_out: tuple[np.ndarray, np.ndarray] | None = None  # symbols, means
-        self._anchors_u: np.ndarray | None = None
-
-    # -- helpers ---------------------------------------------------------------------------
-    def _sl(self, index: int) -> slice:
-        C = self.slice_channels
-        return slice(index * C, (index + 1) * C)
+    net: "IntegerMultiReference"
 
     def _guide(self) -> np.ndarray:
         parts = ([self.embed] if self.net.config.hyper_guided else []) + self.decoded[-1:]
         return np.concatenate(parts, axis=2)
 
-    def _to_contexts(self, y_hat: np.ndarray, index: int) -> np.ndarray:
-        u = np.round((y_hat * self.inv_gain[self._sl(index)]) * SCALE)
-        return np.clip(u.astype(np.float64), -ACTIVATION_LIMIT, ACTIVATION_LIMIT)
+    def anchor_features(self, index: int) -> list[np.ndarray]:
+        s: _Slice = self.net.slices[index]
+        feats = []
+        if s.channel is not None:
+            prev = np.concatenate(self.decoded, axis=2)
+            feats.append(s.channel(s.reweight(prev) if s.reweight is not None else prev))
+        if s.inter is not None:
+            feats.append(s.inter(self._guide(), self.decoded[-1] if index else self.embed))
+        return feats
 
-    def _parameters(self, out: np.ndarray, index: int) -> tuple[np.ndarray, np.ndarray]:
-        C = self.slice_channels
-        out = np.clip(out, -ACTIVATION_LIMIT, ACTIVATION_LIMIT)
-        g = self.gain[self._sl(index)]
-        mu = (out[:, :, :C].astype(np.float32) * UNIT) * g
-        sigma = np.maximum(np.abs(out[:, :, C:]).astype(np.float32) * UNIT, self.scale_min) * g
-        ids = np.searchsorted(self.scales, sigma, side="left")
-        return mu, np.minimum(ids, len(self.scales) - 1).astype(np.uint8)
-
-    # -- the StagedModel interface ---------------------------------------------------------
-    def parameters(self, index: int, which: int) -> tuple[np.ndarray, np.ndarray]:
-        s = self.net.slices[index]
-        M, C = self.net.config.M, self.slice_channels
-        if which == ANCHOR:
-            own = np.concatenate([self.hyper[:, :, self._sl(index)],
-                                  self.hyper[:, :, M + index * C:M + (index + 1) * C]], axis=2)
-            feats = [own, self.embed]
-            if s.channel is not None:
-                prev = np.concatenate(self.decoded, axis=2)
-                feats.append(s.channel(s.reweight(prev) if s.reweight is not None else prev))
-            if s.inter is not None:
-                feats.append(s.inter(self._guide(), self.decoded[-1] if index else self.embed))
-            self._base = np.concatenate(feats, axis=2)
-            self._own = own
-            return self._parameters(s.head_anchor(self._base, self.q) + own, index)
-        assert self._base is not None and self._own is not None and self._anchors_u is not None
-        extra = [self._base]
+    def non_anchor_features(self, index: int, anchors_u: np.ndarray) -> list[np.ndarray]:
+        s: _Slice = self.net.slices[index]
+        feats = []
         if s.intra is not None:
-            extra.append(s.intra(self._guide(), self._anchors_u, key_mask=self.anchor))
+            feats.append(s.intra(self._guide(), anchors_u, key_mask=self.anchor))
         if s.local is not None:
-            extra.append(s.local(self._anchors_u))
-        return self._parameters(s.head_non_anchor(np.concatenate(extra, axis=2), self.q) + self._own, index)
+            feats.append(s.local(anchors_u))
+        return feats
 
-    def accept(self, index: int, which: int, symbols: np.ndarray, means: np.ndarray) -> None:
-        if which == ANCHOR:
-            y_hat = symbols.astype(np.float32) + means
-            self._anchors_u = self._to_contexts(y_hat, index) * self.anchor[:, :, None]
-            self._anchor_out = (symbols, means)
-            return
-        assert self._anchor_out is not None and self._base is not None
-        a = self.anchor[:, :, None]
-        sym = np.where(a, self._anchor_out[0], symbols)
-        mu = np.where(a, self._anchor_out[1], means)
-        y_hat = sym.astype(np.float32) + mu
-        s = self.net.slices[index]
-        if s.residual is not None:
-            r = hard_tanh_half(s.residual(np.concatenate([self._base, self._to_contexts(y_hat, index)], axis=2),
-                                          self.q))
-            y_hat = y_hat + r.astype(np.float32) * UNIT
-        self.y_hat[:, :, self._sl(index)] = y_hat
-        self.decoded.append(self._to_contexts(y_hat, index))
-        self._base = self._own = self._anchor_out = self._anchors_u = None
+
+class IntegerMultiReference(IntegerSlicedModel):
+    """Built once from the float16 weights (``prefix.*`` keys of a state dict, as numpy)."""
+
+    tile_class = TileModel
+
+    def __init__(self, weights: Weights, cfg: EntropyModelConfig, prefix: str = "em"):
+        super().__init__(weights, cfg, prefix)
+        self.slices = [_Slice(weights, f"{prefix}.slices.{i}") for i in range(cfg.slices)]

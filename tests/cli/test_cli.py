@@ -163,6 +163,9 @@ def test_eval_command_writes_results_and_a_bd_table(tmp_path, kodak_crops):
     assert r.returncode == 0, r.stderr
     assert b"skipping vvc" in r.stderr or (out / "vvc.json").exists()
     assert b"BD-rate, PSNR-RGB" in r.stdout and b"hyperprior" in r.stdout
+    # not on a terminal: progress as plain lines, ending at the total
+    steps = [ln for ln in r.stderr.decode().splitlines() if ln.startswith("eval: ")]
+    assert steps and steps[-1].split()[1].split("/")[0] == steps[-1].split()[1].split("/")[1]
     for name in ("hyperprior.json", "jpeg.json", "webp.json", "per_image.csv", "rd_psnr.png", "bd_rate.json"):
         assert (out / name).exists(), name
     lines = (out / "cache.jsonl").read_text().splitlines()
@@ -330,3 +333,73 @@ def test_control_characters_in_names_stay_on_one_line(tmp_path):
     r = run("compress", odd, "-o", tmp_path / "x.lcd")
     one_line_error(r)
     assert "odd\\n\\x1b[31m.png: not a readable image" in r.stderr.decode()
+
+
+# -- what users of gzip/zstd and cjxl expect ---------------------------------------------------
+def test_decompress_names_its_output_and_never_overwrites(tmp_path, sample_path):
+    """``x.lcd`` decodes to ``x.png``; an existing output needs -f; a missing input says so."""
+    stream = tmp_path / "k1.lcd"
+    assert run("compress", sample_path, "-o", stream, "-q", "1").returncode == 0
+    r = run("decompress", stream)
+    assert r.returncode == 0, r.stderr
+    assert Image.open(tmp_path / "k1.png").size == Image.open(sample_path).size
+    before = digest(tmp_path / "k1.png")
+    one_line_error(run("decompress", stream))
+    assert digest(tmp_path / "k1.png") == before
+    assert run("decompress", stream, "-f").returncode == 0
+    for command in ("compress", "decompress"):
+        r = run(command, tmp_path / "missing.lcd")
+        one_line_error(r)
+        assert b"no such file" in r.stderr
+
+
+def test_stdout_flag_and_no_binary_to_a_terminal(tmp_path, sample_path):
+    import os
+    import pty
+
+    r = run("compress", sample_path, "-c", "-q", "1")
+    assert r.returncode == 0 and r.stdout[:4] == b"LCDC"
+    stream = tmp_path / "s.lcd"
+    stream.write_bytes(r.stdout)
+    d = run("decompress", stream, "-c")
+    assert d.returncode == 0 and d.stdout[:8] == b"\x89PNG\r\n\x1a\n"
+    one_line_error(run("compress", sample_path, "-c", "-o", tmp_path / "x.lcd"))
+    # stdout a terminal: refused, nothing written to it
+    leader, follower = pty.openpty()
+    try:
+        p = subprocess.run(LCODEC + ["decompress", str(stream), "-c"], stdout=follower, stderr=subprocess.PIPE,
+                           cwd=Path(__file__).resolve().parents[2])
+    finally:
+        os.close(follower)
+    os.set_blocking(leader, False)
+    try:
+        written = os.read(leader, 1024)
+    except (BlockingIOError, OSError):
+        written = b""
+    os.close(leader)
+    assert p.returncode != 0 and b"terminal" in p.stderr and written == b""
+
+
+def test_several_inputs_create_the_output_folder(tmp_path, sample_path):
+    img = Image.open(sample_path).convert("RGB")
+    names = []
+    for i in range(2):
+        img.crop((i, i, 40 + i, 30 + i)).save(tmp_path / f"im{i}.png")
+        names.append(tmp_path / f"im{i}.png")
+    out = tmp_path / "new" / "streams"
+    r = run("compress", *names, "-o", out, "-q", "1", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["im0.png.lcd", "im1.png.lcd"]
+    one_line_error(run("compress", *names, "-o", "-"))
+
+
+def test_version_names_every_installed_weights_file():
+    r = run("--version")
+    assert r.returncode == 0
+    text = r.stdout.decode()
+    assert text.startswith("lcodec ")
+    import codec
+
+    for spec in codec.codecs():
+        assert f"  {spec.name}: " in text
+    assert "sha256" in text

@@ -19,6 +19,26 @@ def test_paths_bytes_and_arrays_agree(sample_path):
     assert a == codec.compress(str(sample_path), quality=2)
     assert a == codec.compress(sample_path.read_bytes(), quality=2)
     assert a == codec.compress(arr, quality=2)
+    assert a == codec.compress(Image.open(sample_path), quality=2)  # a PIL image
+    with open(sample_path, "rb") as f:  # a binary file object
+        assert a == codec.compress(f, quality=2)
+    assert a == codec.compress(io.BytesIO(sample_path.read_bytes()), quality=2)
+
+
+def test_decompress_takes_bytes_paths_and_file_objects(tmp_path, sample_path):
+    data = codec.compress(sample_path, quality=1)
+    path = tmp_path / "s.lcd"
+    path.write_bytes(data)
+    ref = codec.decompress(data)
+    for source in (bytearray(data), memoryview(data), path, str(path), io.BytesIO(data)):
+        assert np.array_equal(codec.decompress(source), ref)
+    with open(path, "rb") as f:
+        assert np.array_equal(codec.decompress(f), ref)
+    with pytest.raises(codec.CodecError, match="no-such.lcd: cannot read"):
+        codec.decompress(tmp_path / "no-such.lcd")
+    with open(path) as text:  # text mode: a one-line error, not a TypeError
+        with pytest.raises(codec.CodecError, match="binary"):
+            codec.decompress(text)
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PPM", "TIFF", "WEBP", "PNG"])
@@ -187,8 +207,8 @@ def test_option_values_are_checked_like_the_quality():
             codec.compress(img, codec="overfit", iterations=bad)
 
 
-@pytest.mark.parametrize("bad", [None, "photo.lcd", 5, ["LCDC"], np.zeros(8, np.uint8)])
-def test_info_and_decompress_take_bytes_only(bad):
+@pytest.mark.parametrize("bad", [None, 5, ["LCDC"], np.zeros(8, np.uint8)])
+def test_info_and_decompress_refuse_what_is_not_a_stream(bad):
     for fn in (codec.info, codec.decompress):
         with pytest.raises(codec.CodecError, match="expected the bytes of a stream"):
             fn(bad)
@@ -298,3 +318,29 @@ def test_animated_files_are_refused_not_cut_to_their_first_frame(fmt):
     still = io.BytesIO()
     frames[1].save(still, format=fmt)
     assert codec.decompress(codec.compress(still.getvalue(), quality=1)).shape == (8, 8, 3)
+
+
+def test_exif_orientation_is_applied_and_colour_profiles_are_read():
+    """A phone's sideways-stored JPEG codes as displayed; an sRGB profile changes nothing; a
+    profile that cannot be read is refused, not ignored."""
+    from PIL import ImageCms
+
+    yy, xx = np.mgrid[0:24, 0:40]
+    arr = np.stack([xx * 6, yy * 10, np.full_like(xx, 128)], axis=2).astype(np.uint8)  # 24x40 gradients
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, "PNG", exif=exif.tobytes())
+    out = codec.decompress(codec.compress(buf.getvalue(), quality=6))
+    assert out.shape == (40, 24, 3)
+    right, wrong = (np.abs(out.astype(int) - np.rot90(arr, k)).mean() for k in (-1, 1))
+    assert right < 8 < wrong
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    with_profile, plain = io.BytesIO(), io.BytesIO()
+    Image.fromarray(arr).save(with_profile, "PNG", icc_profile=srgb)
+    Image.fromarray(arr).save(plain, "PNG")
+    assert codec.compress(with_profile.getvalue(), quality=2) == codec.compress(plain.getvalue(), quality=2)
+    broken = io.BytesIO()
+    Image.fromarray(arr).save(broken, "PNG", icc_profile=b"not a profile at all")
+    with pytest.raises(codec.CodecError, match="ICC colour profile"):
+        codec.compress(broken.getvalue())

@@ -25,7 +25,7 @@ def seeds(kodak_crops):
     others = ["pc-mnist-one", "pc-fashion-mnist-one", "overfit-q2-rgb"]
     # the other decoders, in the current container version and in version 1
     return own + [(CONFORMANCE / v / f"{name}.lcd").read_bytes() for v in ("v2", "v1") for name in others] + [
-        (CONFORMANCE / "v2" / "mlicv2-q2-rgb.lcd").read_bytes()]
+        (CONFORMANCE / "v2" / f"{name}-q2-rgb.lcd").read_bytes() for name in ("mlicv2", "s2lic")]
 
 
 def test_mutated_streams_end_in_codec_error_or_an_image(seeds):

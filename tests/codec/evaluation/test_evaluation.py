@@ -96,12 +96,32 @@ def test_outputs_in_compressai_format(images, tmp_path):
     assert {"jpeg.json", "webp.json", "per_image.csv", "bd_rate.json", "rd_psnr.png", "rd_msssim.png"} <= names
     j = json.loads((tmp_path / "jpeg.json").read_text())
     assert j["name"] == "jpeg" and len(j["results"]["bpp"]) == 3
-    assert {"bpp", "psnr-rgb", "ms-ssim", "encoding_time", "decoding_time"} <= set(j["results"])
+    assert {"bpp", "psnr-rgb", "ms-ssim-rgb", "encoding_time", "decoding_time"} <= set(j["results"])
     # a curve loads back as a published curve
     again = load_published(tmp_path / "jpeg.json")
     assert again["results"]["bpp"] == j["results"]["bpp"]
     # B against A and A against B point in opposite directions
     assert tables["psnr"]["webp"]["jpeg"] * tables["psnr"]["jpeg"]["webp"] < 0
+
+
+@pytest.mark.parametrize("metric", ["psnr", "ms-ssim"])
+def test_compressai_plots_our_results(images, tmp_path, metric):
+    """CompressAI's own plot module reads an eval output folder's curves."""
+    pytest.importorskip("compressai")
+    import subprocess
+    import sys
+
+    ad = classical_adapters()
+    paths = expand_images([str(images)])
+    rows = run_eval(paths, [(ad["jpeg"], [20, 60]), (ad["webp"], [20, 60])], tmp_path)
+    write_outputs(tmp_path, rows, curves(rows, {}), {},
+                  {"dataset": "sample", "image_count": len(paths)})
+    png = tmp_path / f"compressai-{metric}.png"
+    done = subprocess.run([sys.executable, "-m", "compressai.utils.plot", "-f", str(tmp_path / "jpeg.json"),
+                           str(tmp_path / "webp.json"), "-m", metric, "-o", str(png)],
+                          capture_output=True, text=True, env={**__import__("os").environ, "MPLBACKEND": "Agg"})
+    assert done.returncode == 0, done.stderr
+    assert png.stat().st_size > 1000
 
 
 def test_missing_tools_are_reported():
