@@ -252,12 +252,35 @@ def _quality_help() -> str:
     return "quality level: " + ", ".join(parts) + "; lossless codecs have none"
 
 
+class _Duration(click.ParamType):
+    """A time span in seconds: ``90``, ``90s``, ``1.5m``, ``2h`` (every time budget, one unit)."""
+
+    name = "duration"
+    UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, (int, float)):
+            return float(value)
+        text = str(value).strip().lower()
+        scale = self.UNITS.get(text[-1:], None)
+        try:
+            seconds = float(text[:-1] if scale else text) * (scale or 1.0)
+        except ValueError:
+            self.fail(f"{value!r} is not a duration (seconds, or with a unit: 90s, 45m, 2h)", param, ctx)
+        if not seconds >= 0 or seconds == float("inf"):
+            self.fail(f"{value!r} is not a duration (seconds, or with a unit: 90s, 45m, 2h)", param, ctx)
+        return seconds
+
+
+DURATION = _Duration()
+
+
 def _encoder_options(fn: Callable) -> Callable:
     """One click option per encoder option any registered codec declares."""
     reg = _registry()
     for opt in reversed(list(reg.all_options().values())):
         owners = [s.name for s in reg.codecs() if s.option(opt.name) is not None]
-        kind = click.Choice(list(opt.choices)) if opt.choices else opt.type
+        kind = click.Choice(list(opt.choices)) if opt.choices else DURATION if opt.duration else opt.type
         fn = click.option(opt.flag, opt.name, type=kind, default=None, metavar=opt.metavar,
                           help=f"{', '.join(owners)}: {opt.help}")(fn)
     return fn
@@ -704,7 +727,7 @@ def _train_options(fn: Callable) -> Callable:
 def _train_help() -> str:
     reg = _registry()
     trainable = [s.name for s in reg.codecs() if s.trainer]
-    lines = [f"lcodec train --codec {n} --time-budget 60 --export runs/new.safetensors --evaluate ../shared/data/kodak"
+    lines = [f"lcodec train --codec {n} --time-budget 1h --export runs/new.safetensors --evaluate ../shared/data/kodak"
              for n in trainable[:1]]
     for spec in reg.codecs():
         lines.extend(spec.train_examples)
@@ -724,7 +747,8 @@ def _train_help() -> str:
 @click.option("--run-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="checkpoints go here; an existing checkpoint is resumed [default: runs/CODEC]")
 @click.option("--steps", type=int, default=10_000, show_default=True, help="training steps for this run")
-@click.option("--time-budget", type=float, default=None, help="stop after this many minutes")
+@click.option("--time-budget", type=DURATION, default=None, metavar="DURATION",
+              help="stop after this long: seconds, or with a unit (90s, 45m, 2h)")
 @click.option("--lr", type=float, default=6e-4, show_default=True, help="peak learning rate")
 @click.option("--crops", default="64,128,192", show_default=True, metavar="C[,C...]",
               help="training crop sizes, one drawn per batch (batches keep the pixels of 8 crops of 128)")
@@ -767,7 +791,7 @@ def train(codec_name: str, data: Path, run_dir: Path | None, steps: int, time_bu
         aug = Augment(crops=crop_sizes) if not no_augment else Augment(
             rotations=False, min_scale=1.0, colour_prob=0.0, crops=crop_sizes)
         request = TrainRequest(data=data, run_dir=run_dir or Path("runs") / codec_name, steps=steps,
-                               time_budget=time_budget * 60 if time_budget else None, lr=lr,
+                               time_budget=time_budget, lr=lr,
                                from_scratch=from_scratch, augment=aug, threads=threads, compile=compiled,
                                export=export_path, evaluate_on=evaluate_on)
         module, attr = spec.trainer.split(":")

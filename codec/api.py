@@ -254,7 +254,9 @@ def image_count(data: bytes) -> int:
 
 #: decoding work is bounded before it starts: a stream may declare at most its codec's
 #: ``max_pixels_per_byte`` pixels per byte of its own size (declared in the registry, with the
-#: figures of real streams beside it), or its ``free_pixels``, whichever is larger; so decoding
+#: figures of real streams beside it), or its ``free_pixels``, whichever is larger, and likewise
+#: for the sequential steps of a decoder that works in a wavefront (``decode_steps``), which
+#: pixel counts do not bound (a 4x1048576 image is few pixels but a million steps); so decoding
 #: time grows at most linearly with the size of the input
 
 
@@ -266,8 +268,9 @@ def decompress(data: bytes | str | os.PathLike[str] | Any, max_pixels: int | Non
 
     Hostile streams cannot make the decoder work for long: by default a stream that declares
     more than its codec's ``max_pixels_per_byte`` pixels per byte of its size (and more than the
-    codec's ``free_pixels``) is refused before decoding. ``max_pixels`` replaces that rule
-    with a plain limit on the pixels decoded.
+    codec's ``free_pixels``), or more sequential decoding steps than its ``max_steps_per_byte``
+    per byte (and its ``free_steps``), is refused before decoding. ``max_pixels`` replaces those
+    rules with a plain limit on the pixels decoded, for trusted input.
     """
     data = _stream_bytes(data)
     if max_pixels is not None:
@@ -282,10 +285,17 @@ def decompress(data: bytes | str | os.PathLike[str] | Any, max_pixels: int | Non
     if max_pixels is not None:
         if pixels > max_pixels:
             raise CodecError(f"stream declares {pixels} pixels, more than the limit of {max_pixels}")
-    elif pixels > max(spec.free_pixels, spec.max_pixels_per_byte * len(data)):
-        raise CorruptStreamError(
-            f"stream declares {pixels} pixels in only {len(data)} bytes, more than any real stream; "
-            "refusing to decode (set max_pixels, or --max-pixels, to decode it anyway)")
+    else:
+        if pixels > max(spec.free_pixels, spec.max_pixels_per_byte * len(data)):
+            raise CorruptStreamError(
+                f"stream declares {pixels} pixels in only {len(data)} bytes, more than any real stream; "
+                "refusing to decode (set max_pixels, or --max-pixels, to decode it anyway)")
+        steps = spec.decode_steps(hdr.width, hdr.height, hdr.frames)
+        if steps > max(spec.free_steps, spec.max_steps_per_byte * len(data)):
+            raise CorruptStreamError(
+                f"stream declares a {hdr.width}x{hdr.height} image, {steps} sequential decoding steps for "
+                f"{spec.name}, in only {len(data)} bytes, more than any real stream; refusing to decode (set "
+                "max_pixels, or --max-pixels, to decode it anyway)")
     quality = recorded_quality(hdr)
     if quality is not None and quality not in spec.qualities:
         raise CorruptStreamError(f"stream declares quality {hdr.quality}, which {spec.name} does not have")

@@ -46,6 +46,8 @@ class EncoderOption:
     minimum: float | None = None
     maximum: float | None = None
     metavar: str | None = None
+    #: a duration in seconds (the CLI also takes a unit: 90s, 10m, 2h)
+    duration: bool = False
 
     @property
     def flag(self) -> str:

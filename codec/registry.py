@@ -47,9 +47,20 @@ class CodecSpec:
     #: (real streams stay far below; see codec.api.decompress)
     max_pixels_per_byte: int = 1 << 12
     free_pixels: int = 1 << 22  # ... unless it declares no more than this
+    #: sequential decoding steps per wavefront unit of the largest grid (0: no sequential loop
+    #: beyond the pixel-parallel passes); a stream may declare at most ``max_steps_per_byte``
+    #: steps per byte of its size, or ``free_steps``
+    wavefront: int = 0
+    max_steps_per_byte: int = 16
+    free_steps: int = 4096
     #: fits a model to each image at encode time (minutes per image): left out of evaluations
     #: unless asked for by name
     fitted: bool = False
+
+    def decode_steps(self, width: int, height: int, frames: int = 1) -> int:
+        """The sequential steps a stream of this size declares: one per anti-diagonal
+        ``column + wavefront * row`` for a wavefront decoder, 0 otherwise."""
+        return frames * (width + self.wavefront * height) if self.wavefront else 0
 
     @property
     def kind(self) -> str:
@@ -175,8 +186,8 @@ register_codec(CodecSpec(
     ),
     train_examples=(
         "lcodec train --steps 200 --run-dir /tmp/smoke --from-scratch",
-        "lcodec train --time-budget 120 --threads 2 --compile",
-        "lcodec train --time-budget 600 --synthesis-width 128 "
+        "lcodec train --time-budget 2h --threads 2 --compile",
+        "lcodec train --time-budget 10h --synthesis-width 128 "
         "--lambdas 0.0018,0.0035,0.0067,0.013,0.025,0.0483,0.0932,0.18",
     ),
 ))
@@ -203,8 +214,8 @@ def context_codec(name: str, summary: str, ablations: str) -> CodecSpec:
                           metavar="NAME[,NAME...]"),
             JOINT_FROM,
         ),
-        train_examples=(f"lcodec train --codec {name} --time-budget 60 --threads 2 --run-dir runs/{name}-s1",
-                        f"lcodec train --codec {name} --joint-from runs/{name}-s1/checkpoint.pt --time-budget 60 "
+        train_examples=(f"lcodec train --codec {name} --time-budget 1h --threads 2 --run-dir runs/{name}-s1",
+                        f"lcodec train --codec {name} --joint-from runs/{name}-s1/checkpoint.pt --time-budget 1h "
                         f"--run-dir runs/{name}-joint --export {name}-lite.safetensors"),
     )
 
@@ -239,8 +250,8 @@ register_codec(CodecSpec(
     options=(
         EncoderOption("preset", str, "encoder effort: fitting iterations (default fast)",
                       choices=("fast", "medium", "slow")),
-        EncoderOption("time_budget", float, "stop fitting after this many seconds", minimum=0.0,
-                      metavar="SECONDS"),
+        EncoderOption("time_budget", float, "stop fitting after this long (seconds, or 90s, 10m, 1h)",
+                      minimum=0.0, duration=True, metavar="DURATION"),
         EncoderOption("iterations", int, "fitting iterations (overrides the preset)", minimum=1),
         EncoderOption("target_bpp", float, "search lambda for the largest file at or below this rate "
                       "(replaces the quality)", minimum=0.01, maximum=8.0, metavar="BPP"),
@@ -248,6 +259,9 @@ register_codec(CodecSpec(
     variants={"overfit-fast": {"preset": "fast"}, "overfit-medium": {"preset": "medium"},
               "overfit-slow": {"preset": "slow"}},
     default_variant="overfit-fast",
+    # the ARM decodes by anti-diagonals c + 2r (codec/overfit/runtime.py): about 50 us each here,
+    # so at most 16 per byte keeps a 1 KiB stream under a second; real streams stay below 1 per byte
+    wavefront=2,
     examples=("lcodec compress photo.png --codec overfit --preset medium   # fits a model to this image",
               "lcodec compress photo.png --codec overfit --target-bpp 0.5"),
     fitted=True,

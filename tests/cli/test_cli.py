@@ -403,3 +403,12 @@ def test_version_names_every_installed_weights_file():
     for spec in codec.codecs():
         assert f"  {spec.name}: " in text
     assert "sha256" in text
+
+
+def test_every_time_budget_is_a_duration_in_seconds_or_with_a_unit():
+    from cli.main import DURATION
+
+    assert [DURATION.convert(v, None, None) for v in ("90", "90s", "1.5m", "2h", 30)] == [90.0, 90.0, 90.0, 7200.0, 30.0]
+    for bad in ("soon", "-5", "5x", "inf"):
+        r = run("train", "--time-budget", bad, "--steps", "1")
+        assert r.returncode == 2 and b"is not a duration" in r.stderr  # a usage error, before any work

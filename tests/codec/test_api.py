@@ -1,4 +1,5 @@
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -344,3 +345,32 @@ def test_exif_orientation_is_applied_and_colour_profiles_are_read():
     Image.fromarray(arr).save(broken, "PNG", icc_profile=b"not a profile at all")
     with pytest.raises(codec.CodecError, match="ICC colour profile"):
         codec.compress(broken.getvalue())
+
+
+@pytest.mark.parametrize("width,height", [(4, 1 << 20), (1, 1 << 20), (32, 131104), (1 << 20, 1)])
+def test_wavefront_work_a_stream_declares_is_bounded_by_its_size(width, height):
+    """An overfit stream whose header declares a long thin image passes the pixel rule but
+    would take a sequential step per anti-diagonal: refused before decoding, at once."""
+    import time
+    from dataclasses import replace
+
+    from codec.container import read_container, write_container
+
+    root = Path(__file__).resolve().parents[2] / "bitstreams" / "conformance" / "v2"
+    real = (root / "overfit-q2-rgb.lcd").read_bytes()
+    c = read_container(real)
+    forged = write_container(replace(c.header, width=width, height=height), c.sections)
+    t0 = time.perf_counter()
+    with pytest.raises(codec.CorruptStreamError, match="sequential decoding steps"):
+        codec.decompress(forged)
+    assert time.perf_counter() - t0 < 1.0
+    assert codec.decompress(real).shape[:2] == (c.header.height, c.header.width)  # real streams pass
+
+
+def test_real_overfit_streams_declare_few_steps_per_byte():
+    spec = codec.get_codec("overfit")
+    root = Path(__file__).resolve().parents[2] / "bitstreams" / "conformance"
+    for path in sorted(root.glob("v*/overfit-*.lcd")):
+        data = path.read_bytes()
+        h = codec.info(data)
+        assert spec.decode_steps(h["width"], h["height"]) <= len(data), path.name
