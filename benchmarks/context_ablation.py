@@ -75,7 +75,7 @@ def table(codec: str, runs: Path, steps: int, full_from: Path | None) -> dict:
         mean = sum(v["change_percent"] for v in per_q.values()) / len(per_q)
         wall = next((h["wall"] for h in state["history"] if h.get("step") == last["step"] and "wall" in h),
                     state["wall"])
-        rows[name] = {"steps": last["step"], "wall_seconds": round(wall, 1), "from": str(ckpt),
+        rows[name] = {"steps": last["step"], "wall_seconds": round(wall, 1), "from": f"{ckpt.parent.name}/{ckpt.name}",  # the run folder, not this machine's path
                       "mean_change_percent": round(mean, 2), "qualities": per_q}
     return rows
 
